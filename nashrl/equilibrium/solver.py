@@ -1,0 +1,288 @@
+r"""One entry point for stage-game equilibria of a whole batch: :func:`solve`.
+
+Nash equilibria (``concept="nash"``):
+
+1. every pure equilibrium of every game, from one vectorised mask (all players);
+2. two players: Lemke-Howson from ``lh_starts`` labels on the games that need a
+   mixed equilibrium (or on all games with ``search_mixed="always"``), verified to
+   Nash gap ``<= tol`` and de-duplicated against the pure ones;
+   :math:`N \ge 3`: a regret-residual minimisation on the games without a pure
+   equilibrium, whose gap is reported;
+3. :mod:`~nashrl.equilibrium.selection` picks one candidate per game.
+
+A game left without a candidate within ``tol`` gets the best approximation found and
+``solved = False``: it is flagged and counted (``n_unsolved``), never NaN and never a
+silent uniform fallback.
+
+``concept="correlated"`` (welfare-maximising correlated equilibrium) and
+``concept="maximin"`` (security strategies; the value of zero-sum games) are solved by
+linear programming (:mod:`~nashrl.equilibrium.lp`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nashrl.equilibrium.lemke_howson import lemke_howson
+from nashrl.equilibrium.lp import correlated_equilibrium, maximin
+from nashrl.equilibrium.mixed import approximate_equilibrium
+from nashrl.equilibrium.payoffs import as_payoff_tensor, expected_payoffs, nash_gap, values_and_gap
+from nashrl.equilibrium.pure import pure_equilibrium_mask
+from nashrl.equilibrium.selection import SELECTIONS, select
+from nashrl.equilibrium.support import support_enumeration
+
+CONCEPTS = ("nash", "correlated", "maximin")
+_SAME = 1e-9
+
+
+@dataclass
+class StageGameSolution:
+    """Selected solution of every game of a batch.
+
+    Attributes:
+        strategies: per player, ``[B, A_i]`` mixed strategies (for ``correlated``: the
+            marginals of ``joint``).
+        values: ``[B, N]`` expected payoffs of the solution.
+        nash_gap: ``[B]`` largest unilateral gain (for ``correlated``: the largest
+            gain from disobeying a recommendation, zero at a correlated equilibrium).
+        solved: ``[B]`` True where ``nash_gap <= tol``.
+        n_equilibria: ``[B]`` distinct equilibria found (pure plus verified mixed).
+        correlation: ``[B, A_1, ..., A_N]`` joint distribution of a correlated
+            equilibrium; None for independent strategies (see :attr:`joint`).
+    """
+
+    strategies: list[torch.Tensor]
+    values: torch.Tensor
+    nash_gap: torch.Tensor
+    solved: torch.Tensor
+    n_equilibria: torch.Tensor
+    correlation: torch.Tensor | None = None
+
+    @property
+    def joint(self) -> torch.Tensor:
+        """``[B, A_1, ..., A_N]`` distribution over joint profiles."""
+        return self.correlation if self.correlation is not None else _joint(self.strategies)
+
+    @property
+    def n_unsolved(self) -> int:
+        return int((~self.solved).sum())
+
+    def to_numpy(self) -> dict[str, object]:
+        return {
+            "strategies": [s.cpu().numpy() for s in self.strategies],
+            "values": self.values.cpu().numpy(),
+            "nash_gap": self.nash_gap.cpu().numpy(),
+            "solved": self.solved.cpu().numpy(),
+            "n_equilibria": self.n_equilibria.cpu().numpy(),
+            "joint": self.joint.cpu().numpy(),
+        }
+
+
+def _joint(strategies: list[torch.Tensor]) -> torch.Tensor:
+    joint = strategies[0]
+    for s in strategies[1:]:
+        joint = joint.unsqueeze(-1) * s.view(s.shape[0], *([1] * (joint.ndim - 1)), -1)
+    return joint
+
+
+def _pure_candidates(payoffs: torch.Tensor, mask: torch.Tensor):
+    """Pure equilibria in lexicographic order: flat profile ids ``[B, K]``, valid, values ``[B, K, N]``."""
+    flat = mask.flatten(1)
+    counts = flat.sum(1)
+    k = max(int(counts.max()), 1)
+    n_profiles = flat.shape[1]
+    key = flat.long() * (n_profiles - torch.arange(n_profiles, device=flat.device))
+    ids = key.topk(k, dim=1).indices
+    valid = torch.arange(k, device=flat.device).unsqueeze(0) < counts.unsqueeze(1)
+    n_players = payoffs.shape[1]
+    values = payoffs.flatten(2).gather(2, ids.unsqueeze(1).expand(-1, n_players, -1)).transpose(1, 2)
+    return ids, valid, values
+
+
+def _one_hot_profiles(ids: torch.Tensor, sizes: tuple[int, ...], dtype: torch.dtype) -> list[torch.Tensor]:
+    out, rest = [], ids
+    for size, stride in zip(sizes, np.cumprod((1,) + sizes[::-1])[::-1][1:]):
+        action = torch.div(rest, int(stride), rounding_mode="floor")
+        rest = rest - action * int(stride)
+        out.append(torch.nn.functional.one_hot(action, size).to(dtype))
+    return out
+
+
+def _two_player_paths(payoffs, rows, lh_starts, search_mixed, backend):
+    """Raw mixed profiles of games ``rows``: Lemke-Howson end points or supports found."""
+    a_sub, b_sub = payoffs[rows, 0], payoffs[rows, 1]
+    m, n = a_sub.shape[1:]
+    for label in range(min(lh_starts, m + n)):
+        res = lemke_howson(a_sub, b_sub, init_pivot=label, backend=backend)
+        yield res.x.to(payoffs.device), res.y.to(payoffs.device), res.converged.to(payoffs.device)
+    if search_mixed == "all":
+        yield from support_enumeration(a_sub, b_sub)
+
+
+def _scatter_rows(sub: torch.Tensor, rows: torch.Tensor, total: int, fill: float = 0.0) -> torch.Tensor:
+    out = sub.new_full((total, *sub.shape[1:]), fill)
+    out[rows] = sub
+    return out
+
+
+def _mixed_candidates_two_player(payoffs, need, pure_mask, lh_starts, tol, search_mixed, backend):
+    """Verified, de-duplicated mixed equilibria: list of ((x, y), valid, values), all ``[B, ...]``."""
+    b = payoffs.shape[0]
+    found = []
+    best_effort = None
+    rows = torch.nonzero(need).squeeze(1)
+    if rows.numel() == 0:
+        return found, best_effort
+    sub_game, sub_mask = payoffs[rows], pure_mask[rows]
+    sub_found = []
+    for x, y, converged in _two_player_paths(payoffs, rows, lh_starts, search_mixed, backend):
+        values, gap = values_and_gap(sub_game, [x, y])
+        if best_effort is None:
+            effort_gap = torch.where(converged, gap, torch.full_like(gap, float("inf")))
+            best_effort = ([_scatter_rows(x, rows, b), _scatter_rows(y, rows, b)], _scatter_rows(effort_gap, rows, b))
+        ok = converged & (gap <= tol)
+        # Drop equilibria already found: pure ones (in the mask) and earlier labels'.
+        is_pure = (x.amax(1) > 1 - _SAME) & (y.amax(1) > 1 - _SAME)
+        pure_hit = sub_mask[torch.arange(len(rows), device=x.device), x.argmax(1), y.argmax(1)]
+        ok &= ~(is_pure & pure_hit)
+        for px, py, pvalid in sub_found:
+            same = ((px - x).abs().amax(1) < _SAME) & ((py - y).abs().amax(1) < _SAME)
+            ok &= ~(pvalid & same)
+        sub_found.append((x, y, ok))
+        found.append(
+            (
+                [_scatter_rows(x, rows, b), _scatter_rows(y, rows, b)],
+                _scatter_rows(ok, rows, b, False),
+                _scatter_rows(values, rows, b),
+            )
+        )
+    return found, best_effort
+
+
+def _check_options(concept: str, selection: str, tol: float, lh_starts: int, search_mixed: str) -> None:
+    if concept not in CONCEPTS:
+        raise ValueError(f"concept: expected one of {CONCEPTS}, got {concept!r}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection: expected one of {SELECTIONS}, got {selection!r}")
+    if not tol > 0:
+        raise ValueError(f"tol: expected a positive number, got {tol}")
+    if lh_starts < 1:
+        raise ValueError(f"lh_starts: expected an integer >= 1, got {lh_starts}")
+    if search_mixed not in ("auto", "always", "all"):
+        raise ValueError(f"search_mixed: expected 'auto', 'always' or 'all', got {search_mixed!r}")
+
+
+@torch.inference_mode()
+def solve(
+    payoffs: torch.Tensor | np.ndarray,
+    *,
+    concept: str = "nash",
+    selection: str = "pareto",
+    tol: float = 1e-6,
+    lh_starts: int = 1,
+    search_mixed: str = "auto",
+    backend: str = "auto",
+    mixed_iters: int = 400,
+) -> StageGameSolution:
+    """Solve every game of ``payoffs`` ``[B, N, A_1, ..., A_N]`` and select one solution each.
+
+    Args:
+        concept: ``"nash"``, ``"correlated"`` (welfare-maximising) or ``"maximin"``.
+        selection: how to pick among several Nash equilibria, see
+            :mod:`~nashrl.equilibrium.selection`.
+        tol: Nash-gap tolerance for a game to count as solved.
+        lh_starts: two players: Lemke-Howson labels tried (more labels, more mixed
+            equilibria found).
+        search_mixed: ``"auto"``: mixed equilibria are searched (Lemke-Howson) only in
+            games without a pure one; ``"always"``: Lemke-Howson in every game; ``"all"``:
+            two players, every equilibrium of non-degenerate games by support
+            enumeration (small action sets only).
+        backend: Lemke-Howson kernel, see :func:`~nashrl.equilibrium.lemke_howson`.
+        mixed_iters: :math:`N \\ge 3`: optimisation steps of the mixed approximation.
+    """
+    _check_options(concept, selection, tol, lh_starts, search_mixed)
+    game = as_payoff_tensor(payoffs)
+    b, n_players = game.shape[:2]
+    sizes = tuple(game.shape[2:])
+    if concept == "correlated":
+        joint, values = correlated_equilibrium(game)
+        strategies = [joint.sum(dim=tuple(d + 1 for d in range(n_players) if d != i)) for i in range(n_players)]
+        gap = _obedience_gap(game, joint)
+        ones = torch.ones(b, dtype=torch.long, device=game.device)
+        return StageGameSolution(strategies, values, gap, gap <= tol, ones, joint)
+    if concept == "maximin":
+        strategies, values = maximin(game)
+        gap = nash_gap(game, strategies)
+        ones = torch.ones(b, dtype=torch.long, device=game.device)
+        return StageGameSolution(strategies, values, gap, torch.ones_like(ones, dtype=torch.bool), ones)
+
+    mask = pure_equilibrium_mask(game)
+    ids, pure_valid, pure_values = _pure_candidates(game, mask)
+    need = ~pure_valid[:, 0] if search_mixed == "auto" else torch.ones(b, dtype=torch.bool, device=game.device)
+    if n_players == 2:
+        mixed, best_effort = _mixed_candidates_two_player(game, need, mask, lh_starts, tol, search_mixed, backend)
+    else:
+        mixed, best_effort = _mixed_candidates_n_player(game, need, tol, mixed_iters)
+    values = torch.cat([pure_values] + [v.unsqueeze(1) for _, _, v in mixed], dim=1)
+    valid = torch.cat([pure_valid] + [ok.unsqueeze(1) for _, ok, _ in mixed], dim=1)
+    chosen = select(values, valid, selection)
+
+    k_pure = pure_values.shape[1]
+    profile = ids.gather(1, chosen.clamp(max=k_pure - 1).unsqueeze(1)).squeeze(1)
+    strategies = _one_hot_profiles(profile, sizes, game.dtype)
+    for slot, (strats, _, _) in enumerate(mixed):
+        here = (chosen == k_pure + slot).unsqueeze(1)
+        strategies = [torch.where(here, s, cur) for s, cur in zip(strats, strategies)]
+    unsolved = ~valid.any(1)
+    if best_effort is not None and bool(unsolved.any()):
+        strats, _ = best_effort
+        strategies = [torch.where(unsolved.unsqueeze(1), s, cur) for s, cur in zip(strats, strategies)]
+        if n_players == 2:  # a path that did not end: fall back on the residual minimiser
+            lost = unsolved & ~(nash_gap(game, strategies) <= tol)
+            if bool(lost.any()):
+                approx, _ = approximate_equilibrium(game[lost], iters=mixed_iters)
+                for s, a in zip(strategies, approx):
+                    s[lost] = a
+    values, gap = values_and_gap(game, strategies)
+    return StageGameSolution(
+        strategies=strategies,
+        values=values,
+        nash_gap=gap,
+        solved=gap <= tol,
+        n_equilibria=valid.sum(1),
+    )
+
+
+def _mixed_candidates_n_player(game, need, tol, iters):
+    rows = torch.nonzero(need).squeeze(1)
+    if rows.numel() == 0:
+        return [], None
+    approx, approx_gap = approximate_equilibrium(game[rows], iters=iters)
+    b = game.shape[0]
+    strategies = []
+    for s in approx:
+        full = game.new_zeros(b, s.shape[1])
+        full[rows] = s
+        strategies.append(full)
+    gap = torch.full((b,), float("inf"), dtype=game.dtype, device=game.device)
+    gap[rows] = approx_gap
+    ok = gap <= tol
+    return [(strategies, ok, expected_payoffs(game, strategies))], (strategies, gap)
+
+
+def _obedience_gap(game: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:
+    """Largest expected gain of any player from disobeying a recommendation of ``joint``."""
+    n_players = game.shape[1]
+    gaps = []
+    for i in range(n_players):
+        own = game[:, i].movedim(1 + i, 1)  # [B, A_i, rest]
+        p = joint.movedim(1 + i, 1)
+        # gain[a_i, a_i'] = sum_rest p(a_i, rest) (G(a_i', rest) - G(a_i, rest))
+        flat_p = p.flatten(2)
+        flat_g = own.flatten(2)
+        gain = torch.einsum("bir,bjr->bij", flat_p, flat_g) - (flat_p * flat_g).sum(-1, keepdim=True)
+        gaps.append(gain.flatten(1).amax(1))
+    return torch.stack(gaps, 1).amax(1).clamp_min(0.0)
