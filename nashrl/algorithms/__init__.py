@@ -1,0 +1,1 @@
+"""Learning algorithms: Deep Nash-Q on RLlib and the baselines it is compared with."""

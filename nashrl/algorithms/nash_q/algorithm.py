@@ -1,0 +1,81 @@
+"""``NashQ``: the RLlib ``Algorithm`` that runs Deep Nash-Q.
+
+One iteration (``training_step``), CleanRL-plain:
+
+1. env runners play the market with the current module (equilibrium play + exploration)
+   and return ``MultiAgentEpisode`` chunks;
+2. their joint transitions go into :class:`~nashrl.algorithms.nash_q.replay.JointTransitionBuffer`;
+3. once ``num_steps_sampled_before_learning_starts`` env steps were sampled, the learner
+   takes ``updates_per_iteration`` gradient steps on batches of ``train_batch_size``
+   (equilibrium targets computed on the learner's device);
+4. the new weights go to the env runners.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.core.columns import Columns
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    LEARNER_RESULTS,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+)
+
+from nashrl.algorithms.nash_q.config import NashQConfig
+from nashrl.algorithms.nash_q.replay import JointTransitionBuffer
+
+MODULE_ID = "nash_q"
+
+
+class NashQ(Algorithm):
+    @classmethod
+    def get_default_config(cls) -> NashQConfig:
+        return NashQConfig()
+
+    def setup(self, config: NashQConfig) -> None:
+        super().setup(config)
+        spec = self.config.rl_module_spec.rl_module_specs[MODULE_ID]
+        obs_dim = int(np.prod(spec.observation_space.shape))
+        n_firms = len(spec.model_config["action_sizes"])
+        self.replay = JointTransitionBuffer(self.config.replay_capacity, n_firms, obs_dim, seed=self.config.seed)
+
+    def training_step(self) -> None:
+        episodes, runner_metrics = synchronous_parallel_sample(
+            worker_set=self.env_runner_group,
+            concat=True,
+            sample_timeout_s=self.config.sample_timeout_s,
+            _uses_new_env_runners=True,
+            _return_metrics=True,
+        )
+        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+        added = self.replay.add_episodes(episodes)
+        self.metrics.log_value("replay_transitions_added", added, reduce="sum")
+        self.metrics.log_value("replay_size", len(self.replay), window=1)
+
+        sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        if sampled < self.config.num_steps_sampled_before_learning_starts or len(self.replay) == 0:
+            return
+        for _ in range(self.config.updates_per_iteration):
+            batch = self.replay.sample(self.config.train_batch_size)
+            train_batch = MultiAgentBatch(
+                {
+                    MODULE_ID: SampleBatch(
+                        {
+                            Columns.OBS: batch["obs"],
+                            Columns.ACTIONS: batch["actions"],
+                            Columns.REWARDS: batch["rewards"],
+                            Columns.NEXT_OBS: batch["next_obs"],
+                            Columns.TERMINATEDS: batch["terminated"],
+                        }
+                    )
+                },
+                env_steps=self.config.train_batch_size,
+            )
+            results = self.learner_group.update(batch=train_batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled})
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, policies=[MODULE_ID], inference_only=True
+        )

@@ -1,0 +1,130 @@
+r"""The Nash-Q RLModule: every firm's Q-values over joint actions, and equilibrium play.
+
+An MLP maps the public state :math:`s` to :math:`Q_i(s, a_1, \dots, a_N)` for every
+firm :math:`i` (one tensor ``[B, N, A_1, ..., A_N]``): the stage game at :math:`s`.
+Acting solves that stage game (:func:`nashrl.equilibrium.solve`, same solution
+concept and selection as the learner's targets) and firm :math:`i` plays its part
+:math:`\sigma_i(s)`:
+
+- inference: the most likely action of :math:`\sigma_i(s)` (the greedy joint policy);
+- exploration, ``"epsilon"``: a uniformly random action with probability
+  :math:`\varepsilon_t`, otherwise a draw from :math:`\sigma_i(s)`;
+- exploration, ``"boltzmann"``: a draw from
+  :math:`\mathrm{softmax}(Q_i(s, a_i, \sigma_{-i}(s)) / T_t)`, i.e. noisy best responses to
+  the rivals' equilibrium play.
+
+:math:`\varepsilon_t` and :math:`T_t` follow piecewise-linear schedules in env steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.utils import make_target_network
+from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, TargetNetworkAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from ray.rllib.utils.schedules.scheduler import Scheduler
+from torch import nn
+
+from nashrl.algorithms.nash_q.connectors import FIRM_INDEX
+from nashrl.equilibrium import StageGameSolution, deviation_payoffs, solve
+
+Q_JOINT = "q_joint"
+
+
+def mlp(n_in: int, hiddens: list[int], n_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hiddens:
+        layers += [nn.Linear(n_in, width), nn.ReLU()]
+        n_in = width
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
+    """``model_config`` keys: ``action_sizes``, ``hiddens``, ``solution_concept``,
+    ``selection``, ``solver_backend``, ``exploration``, ``epsilon``, ``temperature``."""
+
+    def setup(self) -> None:
+        cfg = self.model_config
+        self.action_sizes: tuple[int, ...] = tuple(int(a) for a in cfg["action_sizes"])
+        self.n_firms = len(self.action_sizes)
+        self.concept: str = cfg.get("solution_concept", "nash")
+        self.selection: str = cfg.get("selection", "pareto")
+        self.solver_backend: str = cfg.get("solver_backend", "auto")
+        self.exploration: str = cfg.get("exploration", "epsilon")
+        self.epsilon_schedule = Scheduler(cfg.get("epsilon", [(0, 1.0), (10_000, 0.05)]), framework="torch")
+        self.temperature_schedule = Scheduler(cfg.get("temperature", [(0, 1.0), (10_000, 0.01)]), framework="torch")
+        n_obs = int(math.prod(self.observation_space.shape))
+        self.q_net = mlp(n_obs, list(cfg.get("hiddens", [64, 64])), self.n_firms * math.prod(self.action_sizes))
+
+    # ----- Q-values and stage games -----
+    def _q(self, net: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+        out = net(obs.float().flatten(1))
+        return out.view(-1, self.n_firms, *self.action_sizes)
+
+    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[B, N, A_1, ..., A_N]``: every firm's Q over joint actions."""
+        return self._q(self.q_net, obs)
+
+    def target_q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._q(self._target_q_net, obs)
+
+    def solve_stage_games(self, q: torch.Tensor) -> StageGameSolution:
+        return solve(q.detach().double(), concept=self.concept, selection=self.selection, backend=self.solver_backend)
+
+    # ----- acting -----
+    def _own_strategy(self, q: torch.Tensor, firm: torch.Tensor) -> tuple[StageGameSolution, torch.Tensor]:
+        sol = self.solve_stage_games(q)
+        own = torch.zeros(q.shape[0], max(self.action_sizes), dtype=torch.float64, device=q.device)
+        for i, strategy in enumerate(sol.strategies):
+            rows = firm == i
+            own[rows, : strategy.shape[1]] = strategy[rows].to(q.device)
+        return sol, own
+
+    def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        with torch.no_grad():
+            q = self.q_values(batch[Columns.OBS])
+            _, own = self._own_strategy(q, batch[FIRM_INDEX].long())
+        return {Columns.ACTIONS: own.argmax(-1)}
+
+    def _forward_exploration(self, batch: dict[str, Any], t: int = 0, **kwargs) -> dict[str, Any]:
+        with torch.no_grad():
+            q = self.q_values(batch[Columns.OBS])
+            firm = batch[FIRM_INDEX].long()
+            sol, own = self._own_strategy(q, firm)
+            if self.exploration == "boltzmann":
+                self.temperature_schedule.update(t)
+                temperature = max(float(self.temperature_schedule.get_current_value()), 1e-8)
+                devs = deviation_payoffs(q.double(), [s.to(q.device) for s in sol.strategies])
+                logits = torch.full_like(own, -float("inf"))
+                for i, dev in enumerate(devs):
+                    rows = firm == i
+                    logits[rows, : dev.shape[1]] = dev[rows] / temperature
+                return {Columns.ACTIONS: torch.distributions.Categorical(logits=logits).sample()}
+            actions = torch.multinomial(own.clamp_min(0.0) + 1e-12, 1).squeeze(1)
+            self.epsilon_schedule.update(t)
+            epsilon = float(self.epsilon_schedule.get_current_value())
+            sizes = torch.tensor(self.action_sizes, device=q.device)[firm]
+            random = (torch.rand(len(firm), device=q.device) * sizes).long()
+            explore = torch.rand(len(firm), device=q.device) < epsilon
+        return {Columns.ACTIONS: torch.where(explore, random, actions)}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return {Q_JOINT: self.q_values(batch[Columns.OBS])}
+
+    # ----- target network -----
+    def make_target_networks(self) -> None:
+        self._target_q_net = make_target_network(self.q_net)
+
+    def get_target_network_pairs(self):
+        return [(self.q_net, self._target_q_net)]
+
+    def forward_target(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {Q_JOINT: self.target_q_values(batch[Columns.OBS])}
+
+    def get_non_inference_attributes(self) -> list[str]:
+        return ["_target_q_net"]

@@ -1,0 +1,193 @@
+r"""The market base class: a PettingZoo ``ParallelEnv`` whose players are firms.
+
+Every market is a stochastic game :math:`(S, \{A_i\}, \pi, P)`: a state
+:math:`s \in S`, firm :math:`i`'s action grid :math:`A_i` (quantities, prices or
+investments), per-period profits :math:`\pi_i(s, a)` and transitions
+:math:`P(s' \mid s, a)`. A subclass states these four things:
+
+- :meth:`initial_state`, :meth:`transition`: the state process;
+- :meth:`stage_profits`: profits for *arrays* of joint action indices, so that the whole
+  stage game at a state, :meth:`payoff_table` of shape ``[N, A_1, ..., A_N]``, is one
+  call (theory and Nash-Q both use it);
+- :meth:`observe`: the public observation, the same for every firm, a float vector in
+  ``[0, 1]`` unless the market says otherwise.
+
+Agents are ``firm_0 .. firm_{N-1}`` (string ids). Rewards are profits, divided by
+``reward_scale`` when ``normalise_rewards`` is set. Episodes end by truncation after
+``episode_length`` steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from pettingzoo import ParallelEnv
+
+from nashrl.markets import validation as v
+
+COMMON_FIELDS = {"type", "episode_length", "normalise_rewards", "discount"}
+
+
+class MarketEnv(ParallelEnv):
+    """Base class of all markets; see the module docstring for the contract."""
+
+    metadata: ClassVar[dict[str, Any]] = {"name": "market", "render_modes": [], "is_parallelizable": True}
+    market_type: ClassVar[str] = "market"
+    #: Sequential-move markets set this; see :class:`~nashrl.markets.stackelberg.StackelbergMarket`.
+    sequential: ClassVar[bool] = False
+
+    def __init__(self, n_firms: int, grids: list[np.ndarray], params: dict[str, Any]):
+        self.n_firms = n_firms
+        self.grids = grids
+        self.params = dict(params)
+        self.episode_length = v.integer(params.get("episode_length", 100), "market.episode_length")
+        self.discount = v.number(params.get("discount", 0.95), "market.discount", nonneg=True, below=1.0)
+        self.normalise_rewards = bool(params.get("normalise_rewards", False))
+        self.possible_agents = [f"firm_{i}" for i in range(n_firms)]
+        self.agents: list[str] = []
+        self.render_mode = None
+        self._rng = np.random.default_rng()
+        self.state_: np.ndarray | None = None
+        self._t = 0
+        self._action_spaces = {a: gym.spaces.Discrete(len(g)) for a, g in zip(self.possible_agents, grids)}
+        low, high = self.observation_bounds()
+        self._observation_space = gym.spaces.Box(low, high, shape=(self.observation_size,), dtype=np.float32)
+        self.reward_scale = self._reward_scale() if self.normalise_rewards else 1.0
+
+    # ----- what a market states -----
+    @property
+    def observation_size(self) -> int:
+        raise NotImplementedError
+
+    def observation_bounds(self) -> tuple[float, float]:
+        return 0.0, 1.0
+
+    def initial_state(self, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def transition(self, state: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def stage_profits(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Profits ``[..., N]`` for joint action indices ``actions`` of shape ``[..., N]``."""
+        raise NotImplementedError
+
+    def observe(self, state: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # ----- derived -----
+    @property
+    def action_sizes(self) -> tuple[int, ...]:
+        return tuple(len(g) for g in self.grids)
+
+    def all_profiles(self) -> np.ndarray:
+        """Every joint action index profile, ``[prod A_i, N]``, in row-major order."""
+        return np.array(list(itertools.product(*(range(n) for n in self.action_sizes))), dtype=np.int64)
+
+    def payoff_table(self, state: np.ndarray) -> np.ndarray:
+        """The stage game at ``state``: profits ``[N, A_1, ..., A_N]``."""
+        profits = self.stage_profits(state, self.all_profiles())
+        return np.moveaxis(profits.reshape(*self.action_sizes, self.n_firms), -1, 0)
+
+    def action_values(self, actions: np.ndarray) -> np.ndarray:
+        """Economic values (quantities, prices, ...) of action indices ``[..., N]``."""
+        actions = np.asarray(actions)
+        return np.stack([self.grids[i][actions[..., i]] for i in range(self.n_firms)], axis=-1)
+
+    def representative_states(self) -> list[np.ndarray]:
+        """States whose stage games set the reward scale (and that theory reports on)."""
+        return [self.initial_state(np.random.default_rng(0))]
+
+    def _reward_scale(self) -> float:
+        scale = max(float(np.abs(self.payoff_table(s)).max()) for s in self.representative_states())
+        return scale if scale > 0 else 1.0
+
+    # ----- PettingZoo API -----
+    def observation_space(self, agent: str) -> gym.spaces.Box:
+        return self._observation_space
+
+    def action_space(self, agent: str) -> gym.spaces.Discrete:
+        return self._action_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.agents = list(self.possible_agents)
+        self._t = 0
+        self.state_ = self.initial_state(self._rng)
+        obs = self.observe(self.state_).astype(np.float32)
+        return {a: obs.copy() for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, int]):
+        if self.state_ is None or not self.agents:
+            raise RuntimeError("step() called before reset() or after the episode ended")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"actions: expected one action per firm, missing {missing}")
+        joint = np.array([int(actions[a]) for a in self.possible_agents], dtype=np.int64)
+        profits = self.stage_profits(self.state_, joint[None])[0]
+        self.state_ = self.transition(self.state_, joint, self._rng)
+        self._t += 1
+        obs = self.observe(self.state_).astype(np.float32)
+        done = self._t >= self.episode_length
+        values = self.action_values(joint)
+        agents = list(self.agents)
+        rewards = {a: float(profits[i] / self.reward_scale) for i, a in enumerate(agents)}
+        infos = {a: {"profit": float(profits[i]), "action_value": float(values[i])} for i, a in enumerate(agents)}
+        observations = {a: obs.copy() for a in agents}
+        terminations = {a: False for a in agents}
+        truncations = {a: done for a in agents}
+        if done:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def render(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class RepeatedGameMarket(MarketEnv):
+    """A market whose state is the last ``memory`` periods' joint actions (Calvano et al.).
+
+    State: int array ``[memory, N]`` of action indices, oldest first, drawn uniformly at
+    reset. Observation: those indices divided by ``A_i - 1``, flattened (``memory * N``).
+    With ``memory: 0`` the state is constant (observation ``[0.0]``): the one-shot stage
+    game repeated, whose only Markov perfect equilibria are its Nash equilibria, the
+    setting in which learned play is compared with the static closed forms.
+    """
+
+    def __init__(self, n_firms: int, grids: list[np.ndarray], params: dict[str, Any]):
+        self.memory = v.integer(params.get("memory", 1), "market.memory", minimum=0)
+        super().__init__(n_firms, grids, params)
+
+    @property
+    def observation_size(self) -> int:
+        return max(self.memory * self.n_firms, 1)
+
+    def initial_state(self, rng: np.random.Generator) -> np.ndarray:
+        return np.stack([rng.integers(0, n, size=self.memory) for n in self.action_sizes], axis=1)
+
+    def transition(self, state: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.memory == 0:
+            return state
+        return np.concatenate([state[1:], actions[None]], axis=0)
+
+    def observe_past(self, past: np.ndarray) -> np.ndarray:
+        """Past action indices ``[memory, N]`` scaled to ``[0, 1]`` and flattened (empty for memory 0)."""
+        denom = np.maximum(np.array(self.action_sizes) - 1, 1)
+        return (past / denom).ravel()
+
+    def observe(self, state: np.ndarray) -> np.ndarray:
+        return self.observe_past(state) if self.memory > 0 else np.zeros(1)
+
+    def price_or_quantity_profits(self, values: np.ndarray) -> np.ndarray:
+        """Profits ``[..., N]`` as a function of action *values* (not indices)."""
+        raise NotImplementedError
+
+    def stage_profits(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return self.price_or_quantity_profits(self.action_values(actions))

@@ -1,0 +1,111 @@
+r"""Logit Bertrand with many consumer segments whose sizes move over time (high-dimensional state).
+
+:math:`S` segments (``n_segments``, default 64) differ in price sensitivity
+:math:`\mu_s` (log-spaced on ``[mu_low, mu_high]``) and outside option :math:`a_{0s}`.
+Segment weights are :math:`w_t = \mathrm{softmax}(z_t)` with log-sizes following
+:math:`z_{t+1} = \rho z_t + \sigma \varepsilon_t`, :math:`\varepsilon_t \sim N(0, I)`.
+Demand is the mixture of logits of :mod:`nashrl.theory.segments`; profits
+:math:`(p_i - c_i) q_i(p; w_t)`.
+
+The price grid is Calvano's construction around the static Nash and joint-profit
+prices at equal segment weights. The exogenous weights are the payoff-relevant state;
+the benchmark is the static Nash equilibrium at the current weights.
+
+State: ``[z (S floats), last memory periods' price indices]``. Observation: the
+weights :math:`w_t` (S entries) followed by the scaled past price indices, so the
+observation has ``S + memory * N >= 50`` entries at the default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nashrl.markets import validation as v
+from nashrl.markets.base import COMMON_FIELDS, RepeatedGameMarket
+from nashrl.theory import segments
+
+
+class SegmentsMarket(RepeatedGameMarket):
+    market_type = "logit_segments"
+    metadata = {**RepeatedGameMarket.metadata, "name": "logit_segments_v0"}
+    FIELDS = COMMON_FIELDS | {
+        "n_firms",
+        "n_segments",
+        "a",
+        "a0",
+        "mu_low",
+        "mu_high",
+        "costs",
+        "rho",
+        "sigma",
+        "m",
+        "xi",
+        "memory",
+    }
+
+    def __init__(self, **params: Any):
+        v.only_known(params, self.FIELDS, "market")
+        n = v.integer(params.get("n_firms", 2), "market.n_firms", minimum=2)
+        self.n_segments = v.integer(params.get("n_segments", 64), "market.n_segments")
+        self.a = v.per_firm(params.get("a", 2.0), n, "market.a")
+        self.costs = v.per_firm(params.get("costs", 1.0), n, "market.costs", nonneg=True)
+        if np.any(self.a <= self.costs):
+            raise v.ConfigError("market.a: expected quality a > marginal cost for every firm")
+        mu_low = v.number(params.get("mu_low", 0.1), "market.mu_low", positive=True)
+        mu_high = v.number(params.get("mu_high", 0.5), "market.mu_high", positive=True)
+        if mu_high < mu_low:
+            raise v.ConfigError(f"market.mu_high: expected >= mu_low ({mu_low}), got {mu_high}")
+        self.mus = np.geomspace(mu_low, mu_high, self.n_segments)
+        self.a0s = np.full(self.n_segments, v.number(params.get("a0", 0.0), "market.a0"))
+        self.rho = v.number(params.get("rho", 0.9), "market.rho", nonneg=True, below=1.0)
+        self.sigma = v.number(params.get("sigma", 0.3), "market.sigma", nonneg=True)
+        m = v.integer(params.get("m", 15), "market.m")
+        xi = v.number(params.get("xi", 0.1), "market.xi", nonneg=True)
+        equal = np.full(self.n_segments, 1.0 / self.n_segments)
+        p_n = segments.nash(self.a, self.a0s, self.mus, equal, self.costs)
+        p_m = self._joint_profit_price(equal, n)
+        spread = float(p_m - p_n.min())
+        grid = np.linspace(p_n.min() - xi * spread, p_m + xi * spread, m)
+        super().__init__(n, [grid] * n, params)
+
+    def _joint_profit_price(self, weights: np.ndarray, n_firms: int) -> float:
+        """Symmetric joint-profit price at ``weights`` (a fine 1-D search; used for the grid only)."""
+        prices = np.linspace(self.costs.max(), self.costs.max() + 5 * self.mus.max(), 4001)
+        joint = np.stack([prices] * n_firms, -1)
+        total = ((joint - self.costs) * segments.demand(self.a, self.a0s, self.mus, weights, joint)).sum(-1)
+        return float(prices[np.argmax(total)])
+
+    def weights(self, state: np.ndarray) -> np.ndarray:
+        z = state[: self.n_segments]
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    @property
+    def observation_size(self) -> int:
+        return self.n_segments + self.memory * self.n_firms
+
+    def initial_state(self, rng: np.random.Generator) -> np.ndarray:
+        z = rng.normal(0.0, self.sigma / np.sqrt(max(1 - self.rho**2, 1e-9)), self.n_segments)
+        return np.concatenate([z, super().initial_state(rng).ravel().astype(float)])
+
+    def transition(self, state: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        z = self.rho * state[: self.n_segments] + self.sigma * rng.normal(size=self.n_segments)
+        past = state[self.n_segments :].astype(np.int64).reshape(self.memory, self.n_firms)
+        return np.concatenate([z, super().transition(past, actions, rng).ravel().astype(float)])
+
+    def observe(self, state: np.ndarray) -> np.ndarray:
+        past = state[self.n_segments :].astype(np.int64).reshape(self.memory, self.n_firms)
+        return np.concatenate([self.weights(state), self.observe_past(past)])
+
+    def stage_profits(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return self.stage_profits_at_prices(state, self.action_values(actions))
+
+    def stage_profits_at_prices(self, state: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """Profits at arbitrary (off-grid) prices ``[..., N]`` in ``state``."""
+        return (prices - self.costs) * segments.demand(self.a, self.a0s, self.mus, self.weights(state), prices)
+
+    def representative_states(self) -> list[np.ndarray]:
+        past = np.zeros(self.memory * self.n_firms)
+        return [np.concatenate([np.zeros(self.n_segments), past])]

@@ -1,0 +1,1 @@
+"""Economic benchmarks a learned policy is compared with: closed forms, grid equilibria, MPE."""

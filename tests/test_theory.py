@@ -1,0 +1,131 @@
+"""Closed forms against brute-force best responses on fine grids, and the reference figures."""
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+
+from nashrl.markets import make_market
+from nashrl.theory import cournot, linear_bertrand, logit, stackelberg
+from nashrl.theory.benchmarks import benchmarks
+from nashrl.theory.capacity import solve_mpe, stage_games
+from nashrl.theory.grid import grid_equilibria, grid_subgame_perfect
+
+FINE = 200_001
+
+
+def best_response(profit_of_own, low, high):
+    grid = np.linspace(low, high, FINE)
+    return grid[np.argmax(profit_of_own(grid))]
+
+
+def assert_is_nash(profits, actions, low, high, tol):
+    for i in range(len(actions)):
+
+        def own(x, i=i):
+            joint = np.repeat(np.asarray(actions, float)[None], len(x), 0)
+            joint[:, i] = x
+            return profits(joint)[:, i]
+
+        assert best_response(own, low, high) == pytest.approx(actions[i], abs=tol)
+
+
+@pytest.mark.parametrize("costs", [[1.0, 1.0], [1.0, 2.0], [0.5, 1.0, 2.0], [1, 1, 1, 1, 1]])
+def test_cournot_nash_is_mutual_best_response(costs):
+    a, b, c = 10.0, 1.5, np.array(costs)
+    q = cournot.nash(a, b, c)
+    assert_is_nash(lambda joint: cournot.profits(a, b, c, joint), q, 0.0, 10.0, 1e-4)
+    if np.allclose(c, c[0]):
+        n = len(c)
+        assert q == pytest.approx(np.full(n, (a - c[0]) / (b * (n + 1))))
+        assert cournot.profits(a, b, c, q) == pytest.approx(np.full(n, (a - c[0]) ** 2 / (b * (n + 1) ** 2)))
+
+
+def test_cournot_exit_and_cartel():
+    q = cournot.nash(10.0, 1.0, np.array([1.0, 2.0, 9.5]))
+    assert q[2] == 0.0 and q[0] > q[1] > 0
+    assert_is_nash(lambda j: cournot.profits(10.0, 1.0, np.array([1.0, 2.0, 9.5]), j), q, 0.0, 10.0, 1e-4)
+    qm = cournot.cartel(10.0, 1.0, np.array([1.0, 1.0]))
+    joint = minimize_scalar(lambda x: -((10 - x - 1) * x), bounds=(0, 10), method="bounded").x
+    assert qm.sum() == pytest.approx(joint, abs=1e-5)
+
+
+def test_stackelberg_is_backward_induction():
+    a, b, c_l, c_f = 12.0, 1.0, 1.0, 2.0
+    q_l, q_f = stackelberg.subgame_perfect(a, b, c_l, c_f)
+    leader = np.linspace(0, 12, FINE)
+    follower = stackelberg.follower_best_response(a, b, c_f, leader)
+    profit = (a - b * (leader + follower) - c_l) * leader
+    assert leader[np.argmax(profit)] == pytest.approx(q_l, abs=1e-4)
+    assert q_f == pytest.approx(best_response(lambda x: (a - b * (q_l + x) - c_f) * x, 0, 12), abs=1e-4)
+    same = stackelberg.subgame_perfect(10.0, 1.0, 1.0, 1.0)
+    assert same == pytest.approx([4.5, 2.25])
+
+
+@pytest.mark.parametrize("gamma, n", [(0.0, 2), (0.5, 2), (0.8, 2), (0.5, 3)])
+def test_singh_vives_nash_and_joint(gamma, n):
+    a, c = np.ones(n), np.zeros(n)
+    p = linear_bertrand.nash(a, gamma, c)
+    assert_is_nash(lambda joint: linear_bertrand.profits(a, gamma, c, joint), p, 0.0, 1.0, 1e-4)
+    if n == 2:
+        assert p == pytest.approx(np.full(2, (1 - gamma) / (2 - gamma)))
+    pm = linear_bertrand.joint_profit(a, c)
+    total = lambda x: linear_bertrand.profits(a, gamma, c, np.full((1, n), x)).sum()  # noqa: E731
+    best = minimize_scalar(lambda x: -total(x), bounds=(0, 1), method="bounded").x
+    assert pm[0] == pytest.approx(best, abs=1e-5) and pm[0] == pytest.approx(0.5)
+
+
+def test_calvano_reference_figures():
+    a, c = np.array([2.0, 2.0]), np.array([1.0, 1.0])
+    pn, pm = logit.nash(a, 0.0, 0.25, c), logit.joint_profit(a, 0.0, 0.25, c)
+    assert pn == pytest.approx([1.47293, 1.47293], abs=5e-6)
+    assert pm == pytest.approx([1.92498, 1.92498], abs=5e-6)
+    assert logit.profits(a, 0.0, 0.25, c, pn) == pytest.approx([0.22293, 0.22293], abs=5e-6)
+    assert logit.profits(a, 0.0, 0.25, c, pm) == pytest.approx([0.33749, 0.33749], abs=5e-6)
+    assert logit.shares(a, 0.0, 0.25, pn) == pytest.approx([0.47138, 0.47138], abs=5e-6)
+    assert_is_nash(lambda j: logit.profits(a, 0.0, 0.25, c, j), pn, 1.0, 3.0, 2e-5)
+    for n, p_n, p_m in [(3, 1.37016, 2.0), (4, 1.33146, 2.05441)]:
+        assert logit.nash(np.full(n, 2.0), 0.0, 0.25, np.ones(n))[0] == pytest.approx(p_n, abs=5e-6)
+        assert logit.joint_profit(np.full(n, 2.0), 0.0, 0.25, np.ones(n))[0] == pytest.approx(p_m, abs=5e-5)
+
+
+def test_grid_equilibria_of_integer_cournot():
+    env = make_market({"type": "cournot", "a": 10, "costs": 1, "quantities": list(range(10)), "memory": 0})
+    eq = grid_equilibria(env, env.initial_state(np.random.default_rng(0)))
+    assert sorted(map(tuple, eq["pure_profiles"])) == [(2.0, 4.0), (3.0, 3.0), (4.0, 2.0)]
+    assert eq["selected_actions"] == [3.0, 3.0]
+
+
+def test_grid_subgame_perfect_by_brute_force():
+    env = make_market({"type": "stackelberg"})
+    grid = env.grids[0]
+    best, best_profit = None, -np.inf
+    for i, q_l in enumerate(grid):
+        follower = (env.a - env.b * (q_l + grid) - env.costs[1]) * grid
+        j = np.argmax(follower)
+        leader = (env.a - env.b * (q_l + grid[j]) - env.costs[0]) * q_l
+        if leader > best_profit:
+            best, best_profit = (i, j), leader
+    assert grid_subgame_perfect(env)["indices"] == list(best)
+
+
+def test_capacity_mpe_is_a_fixed_point_with_exact_stage_equilibria():
+    env = make_market({"type": "capacity"})
+    mpe = solve_mpe(env)
+    assert mpe.converged and mpe.stage_gap.max() <= 1e-9
+    games = stage_games(env, mpe.values)
+    joint = mpe.strategies[0][:, :, None] * mpe.strategies[1][:, None, :]
+    values = (games * joint[:, None]).reshape(len(games), 2, -1).sum(-1)
+    np.testing.assert_allclose(values, mpe.values, atol=1e-6)
+    # A firm invests (weakly) less the more capacity it has, facing the same rival.
+    invest = mpe.expected_investment(env.grids[0]).reshape(env.levels, env.levels, 2)
+    assert np.all(np.diff(invest[:, 2, 0]) <= 1e-9)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["cournot", "linear_bertrand", "logit_bertrand", "stackelberg", "demand_shocks", "logit_segments", "capacity"],
+)
+def test_benchmarks_cover_every_market(kind):
+    rows = benchmarks(make_market({"type": kind}))
+    assert rows and all(len(r["actions"]) == len(r["profits"]) for r in rows)
+    assert all(np.isfinite(r["actions"]).all() and np.isfinite(r["profits"]).all() for r in rows)
