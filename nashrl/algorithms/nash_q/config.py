@@ -75,9 +75,12 @@ class NashQConfig(AlgorithmConfig):
         num_steps_sampled_before_learning_starts=NotProvided,
         updates_per_iteration=NotProvided,
         td_error_loss_fn=NotProvided,
+        rollout_fragment_length=NotProvided,
         **kwargs,
     ) -> NashQConfig:
         super().training(**kwargs)
+        if rollout_fragment_length is not NotProvided:
+            self.env_runners(rollout_fragment_length=rollout_fragment_length)
         for key, value in dict(
             hiddens=hiddens,
             solution_concept=solution_concept,

@@ -1,0 +1,1 @@
+"""Baselines Deep Nash-Q is compared with: independent DQN and tabular learners."""

@@ -1,0 +1,56 @@
+"""Greedy joint policies of trained agents: what evaluation and the final summary play.
+
+A policy maps the market's current state (and its public observation) to one action
+index per firm, greedily (no exploration).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from nashrl.equilibrium import solve
+
+
+class JointPolicy(Protocol):
+    def act(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray: ...
+
+
+class NashQPolicy:
+    """Every firm plays the most likely action of its part of the selected stage equilibrium."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def stage_game(self, obs: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            return self.module.q_values(torch.as_tensor(obs, dtype=torch.float32)[None])[0]
+
+    def act(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray:
+        q = self.stage_game(obs)
+        sol = solve(q[None].double(), concept=self.module.concept, selection=self.module.selection)
+        return np.array([int(s[0].argmax()) for s in sol.strategies])
+
+
+class IndependentPolicy:
+    """Each firm's own RLModule (independent learners), greedy."""
+
+    def __init__(self, modules: dict[str, object], agents: list[str]):
+        self.modules, self.agents = modules, agents
+
+    def act(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray:
+        batch = {"obs": torch.as_tensor(obs, dtype=torch.float32)[None]}
+        with torch.no_grad():
+            return np.array([int(self.modules[a].forward_inference(batch)["actions"][0]) for a in self.agents])
+
+
+class TabularPolicy:
+    """Greedy play from tabular values; ``choose(state_index) -> joint action``."""
+
+    def __init__(self, choose, encode):
+        self.choose, self.encode = choose, encode
+
+    def act(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray:
+        return np.asarray(self.choose(self.encode(state)))

@@ -1,0 +1,82 @@
+"""The trainer behind ``nashrl train`` for RLlib algorithms (Deep Nash-Q, independent DQN)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    EPISODE_RETURN_MEAN,
+    LEARNER_RESULTS,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+)
+
+from nashrl.algorithms.policies import IndependentPolicy, NashQPolicy
+from nashrl.markets import make_market
+
+LEARNER_KEYS = ("td_loss", "qf_loss", "solver_unsolved", "solver_mean_equilibria", "solver_seconds", "q_taken_mean")
+
+
+def rllib_resources(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: run[k] for k in ("seed", "num_env_runners", "num_envs_per_env_runner")}
+
+
+def algorithm_config(config: dict[str, Any]):
+    """The RLlib ``AlgorithmConfig`` of an experiment config (``nash_q`` or ``dqn``)."""
+    name = config["algorithm"]["name"]
+    settings = {k: v for k, v in config["algorithm"].items() if k != "name"}
+    if name == "nash_q":
+        from nashrl.algorithms.nash_q.build import nash_q_config
+
+        return nash_q_config(config["market"], settings, rllib_resources(config["run"]))
+    from nashrl.algorithms.baselines.dqn import dqn_config
+
+    return dqn_config(config["market"], settings, rllib_resources(config["run"]))
+
+
+def flatten_result(result: dict[str, Any]) -> dict[str, float]:
+    runners = result.get(ENV_RUNNER_RESULTS, {})
+    out = {
+        "iteration": result.get("training_iteration", 0),
+        "env_steps": float(runners.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0),
+    }
+    if EPISODE_RETURN_MEAN in runners and math.isfinite(float(runners[EPISODE_RETURN_MEAN])):
+        out["episode_return_mean"] = float(runners[EPISODE_RETURN_MEAN])
+    for module_id, metrics in (result.get(LEARNER_RESULTS) or {}).items():
+        if not isinstance(metrics, dict):
+            continue
+        for key in LEARNER_KEYS:
+            if key in metrics:
+                out[f"{module_id}/{key}"] = float(metrics[key])
+    return out
+
+
+class RLlibTrainer:
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+        self.name = config["algorithm"]["name"]
+        self.agents = list(make_market(config["market"]).possible_agents)
+        self.algo = algorithm_config(config).build_algo()
+
+    def train(self) -> dict[str, float]:
+        return flatten_result(self.algo.train())
+
+    def save(self, path: Path) -> None:
+        self.algo.save_to_path(str(Path(path).resolve()))
+
+    def restore(self, path: Path) -> None:
+        self.algo.restore_from_path(str(Path(path).resolve()))
+
+    def policy(self):
+        if self.name == "nash_q":
+            return NashQPolicy(self.algo.get_module("nash_q"))
+        return IndependentPolicy({a: self.algo.get_module(a) for a in self.agents}, self.agents)
+
+    def module_state(self) -> dict[str, Any]:
+        """Learner-side module weights and optimizer state (what a resume must reproduce)."""
+        return self.algo.learner_group.get_state(components=["learner"])
+
+    def stop(self) -> None:
+        self.algo.stop()

@@ -1,0 +1,1 @@
+"""Turning trained agents into economics: play, metrics against theory, reports."""

@@ -1,0 +1,94 @@
+"""Greedy play of a trained joint policy in its market, compared with every theory benchmark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nashrl.analysis.metrics import grid_steps, profit_gain, stage_nash_gap
+from nashrl.theory.benchmarks import benchmarks
+
+COLLUSIVE = ("cartel", "joint_profit")
+
+
+def play(policy, market, steps: int, seed: int = 0, forced: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
+    """Greedy play for ``steps`` periods; ``forced[t]`` overrides the joint action at period t."""
+    rng = np.random.default_rng(seed)
+    state = market.initial_state(rng)
+    actions, profits, states = [], [], []
+    for t in range(steps):
+        obs = market.observe(state).astype(np.float32)
+        joint = np.asarray(policy.act(obs, state), dtype=np.int64)
+        if forced and t in forced:
+            joint = np.asarray(forced[t], dtype=np.int64)
+        states.append(np.asarray(state).copy())
+        actions.append(joint)
+        profits.append(market.stage_profits(state, joint[None])[0])
+        state = market.transition(state, joint, rng)
+    return {"states": states, "actions": np.array(actions), "profits": np.array(profits)}
+
+
+def summarize(policy, market, steps: int = 50, seed: int = 0) -> dict[str, Any]:
+    """Final greedy actions and profits next to each benchmark, with grid distances, Delta and Nash gap."""
+    path = play(policy, market, steps, seed)
+    tail = max(1, steps // 2)
+    last = path["actions"][-1]
+    values = market.action_values(last)
+    mean_profit = path["profits"][-tail:].mean(0)
+    gap, gains = stage_nash_gap(market.payoff_table(path["states"][-1]), last)
+    summary: dict[str, Any] = {
+        "market": market.market_type,
+        "final_actions": values.tolist(),
+        "final_action_indices": last.tolist(),
+        "mean_profit": mean_profit.tolist(),
+        "stage_nash_gap": gap,
+        "stage_deviation_gains": gains.tolist(),
+        "comparisons": [],
+    }
+    rows = benchmarks(market)
+    static = [r for r in rows if r["state"] is None]
+    for row in static:
+        steps_away = [grid_steps(g, a, x) for g, a, x in zip(market.grids, last, row["actions"])]
+        summary["comparisons"].append(
+            {
+                "concept": row["concept"],
+                "actions": row["actions"],
+                "profits": row["profits"],
+                "grid_steps": steps_away,
+                "max_grid_steps": max(steps_away),
+            }
+        )
+    nash = next((r for r in static if r["concept"] == "nash"), None)
+    collusive = next((r for r in static if r["concept"] in COLLUSIVE), None)
+    if nash and collusive:
+        delta = profit_gain(mean_profit, nash["profits"], collusive["profits"])
+        summary["profit_gain"] = float(np.mean(delta))
+        summary["profit_gain_per_firm"] = np.atleast_1d(delta).tolist()
+    if market.sequential:
+        summary.update(_sequential_summary(policy, market, rows))
+    if market.market_type == "capacity":
+        summary.update(_mpe_summary(policy, market, rows))
+    return summary
+
+
+def _sequential_summary(policy, market, rows) -> dict[str, Any]:
+    """Stackelberg: the leader's greedy quantity and the follower's response to it."""
+    lead_state = np.array([0, 0])
+    leader = int(policy.act(market.observe(lead_state).astype(np.float32), lead_state)[0])
+    follow_state = np.array([1, leader])
+    follower = int(policy.act(market.observe(follow_state).astype(np.float32), follow_state)[1])
+    spe = next(r for r in rows if r["concept"] == "grid_subgame_perfect")
+    outcome = [market.grids[0][leader], market.grids[1][follower]]
+    steps_away = [grid_steps(g, a, x) for g, a, x in zip(market.grids, (leader, follower), spe["actions"])]
+    return {"sequential_outcome": [float(x) for x in outcome], "grid_steps_to_subgame_perfect": steps_away}
+
+
+def _mpe_summary(policy, market, rows) -> dict[str, Any]:
+    """Capacity game: the policy's investment in every state against the MPE's expected investment."""
+    gaps = []
+    for row in rows:
+        state = np.array(row["state"])
+        joint = policy.act(market.observe(state).astype(np.float32), state)
+        gaps.append(np.abs(market.action_values(joint) - np.array(row["actions"])).max())
+    return {"mpe_max_investment_gap": float(np.max(gaps)), "mpe_mean_investment_gap": float(np.mean(gaps))}

@@ -1,0 +1,62 @@
+r"""Impulse response to a forced one-period deviation (Calvano et al. 2020, Fig. 4).
+
+After ``warmup`` periods of greedy play, firm ``deviator`` is forced for one period to
+play its static best response to the rivals' current actions; afterwards everybody plays
+the learned policy again. Reported: the path of actions and profits around the
+deviation, the rivals' action change in the period after it, whether the deviation paid
+(deviator's discounted profit over the horizon against not deviating), and how many
+periods play takes to return to the pre-deviation actions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nashrl.analysis.evaluation import play
+
+
+def static_best_response(market, state: np.ndarray, joint: np.ndarray, firm: int) -> int:
+    table = market.payoff_table(state)
+    index = tuple(int(a) for a in joint)
+    own = table[firm][index[:firm] + (slice(None),) + index[firm + 1 :]]
+    return int(np.argmax(own))
+
+
+def impulse_response(
+    policy,
+    market,
+    *,
+    warmup: int = 50,
+    horizon: int = 15,
+    deviator: int = 0,
+    seed: int = 0,
+    discount: float | None = None,
+) -> dict[str, Any]:
+    discount = market.discount if discount is None else discount
+    steps = warmup + horizon + 1
+    baseline = play(policy, market, steps, seed)
+    pre = baseline["actions"][warmup - 1]
+    forced_joint = baseline["actions"][warmup].copy()
+    forced_joint[deviator] = static_best_response(market, baseline["states"][warmup], forced_joint, deviator)
+    shocked = play(policy, market, steps, seed, forced={warmup: forced_joint})
+    after = shocked["actions"][warmup:]
+    values = market.action_values(after)
+    pre_values = market.action_values(pre)
+    rivals = [i for i in range(market.n_firms) if i != deviator]
+    rival_change = (values[1, rivals] - pre_values[rivals]) / np.where(pre_values[rivals] == 0, 1, pre_values[rivals])
+    back = next((t for t in range(1, len(after)) if np.array_equal(after[t], pre)), None)
+    weights = discount ** np.arange(horizon + 1)
+    gain = float(weights @ (shocked["profits"][warmup:, deviator] - baseline["profits"][warmup:, deviator]))
+    return {
+        "deviator": deviator,
+        "pre_deviation_actions": pre_values.tolist(),
+        "deviation_action": float(market.grids[deviator][forced_joint[deviator]]),
+        "actions_after": values.tolist(),
+        "profits_after": shocked["profits"][warmup:].tolist(),
+        "rival_relative_change_next_period": rival_change.tolist(),
+        "periods_to_return": back,
+        "deviation_discounted_gain": gain,
+        "deviation_profitable": gain > 1e-12,
+    }

@@ -1,0 +1,175 @@
+"""The ``nashrl`` command: theory, train, tune, evaluate, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nashrl.checkpoints import CheckpointError
+from nashrl.markets.validation import ConfigError
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def print_theory(rows: list[dict[str, Any]]) -> None:
+    print(f"{'concept':<22} {'state':<24} {'actions':<28} profits")
+    for row in rows:
+        state = "" if row["state"] is None else str(row["state"])
+        print(f"{row['concept']:<22} {state:<24} {_fmt(row['actions']):<28} {_fmt(row['profits'])}")
+        if row.get("pure_equilibria") and len(row["pure_equilibria"]) > 1:
+            print(f"{'':<47}all pure grid equilibria: " + ", ".join(_fmt(p) for p in row["pure_equilibria"]))
+
+
+def cmd_theory(args) -> int:
+    from nashrl.config import load_config
+    from nashrl.markets import make_market
+    from nashrl.theory.benchmarks import benchmarks
+
+    config = load_config(args.config, args.set)
+    market = make_market(config["market"])
+    rows = benchmarks(market, selection=args.selection)
+    if args.json:
+        json.dump({"market": config["market"], "benchmarks": rows}, sys.stdout, indent=2)
+        print()
+    else:
+        print(f"market: {market.market_type} ({market.n_firms} firms)")
+        print_theory(rows)
+    return 0
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    ev = summary["evaluation"]
+    fm = summary["final_metrics"]
+    print(f"\nrun: {summary['run_dir']}\ncheckpoint: {summary['checkpoint']}")
+    print(
+        f"env steps: {int(fm.get('env_steps', 0))}, iterations: {int(fm.get('iteration', 0))}, "
+        f"wall time: {summary['wall_time_s']:.1f} s"
+    )
+    print(
+        f"greedy joint policy: actions {_fmt(ev['final_actions'])}, mean profits {_fmt(ev['mean_profit'])}, "
+        f"stage Nash gap {ev['stage_nash_gap']:.4g}"
+    )
+    for c in ev["comparisons"]:
+        print(
+            f"  vs {c['concept']:<22} actions {_fmt(c['actions'])}  profits {_fmt(c['profits'])}  "
+            f"grid steps away {c['grid_steps']}"
+        )
+    if "profit_gain" in ev:
+        print(f"  profit gain Delta = {ev['profit_gain']:.3f} (0 = Nash, 1 = joint-profit)")
+    if "sequential_outcome" in ev:
+        print(
+            f"  sequential outcome {_fmt(ev['sequential_outcome'])}, grid steps to subgame perfect "
+            f"{ev['grid_steps_to_subgame_perfect']}"
+        )
+    if "mpe_max_investment_gap" in ev:
+        print(
+            f"  investment vs MPE: max gap {ev['mpe_max_investment_gap']:.3g}, mean {ev['mpe_mean_investment_gap']:.3g}"
+        )
+
+
+def cmd_train(args) -> int:
+    from nashrl.config import load_config
+    from nashrl.train import run_training
+
+    config = load_config(args.config, args.set)
+    summary = run_training(config, resume=args.resume, quiet=args.quiet)
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        print()
+    else:
+        print_summary(summary)
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from nashrl.config import load_config
+    from nashrl.tune import run_tune
+
+    config = load_config(args.config, args.set)
+    if "tune" not in config:
+        raise ConfigError("tune: the config has no tune section (num_samples, search_space, ...)")
+    result = run_tune(config)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from nashrl.analysis.report import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, steps=args.steps)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, default=float)
+        print()
+    else:
+        from nashrl.analysis.report import print_evaluation
+
+        print_evaluation(result)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from nashrl.analysis.report import write_report
+
+    path = write_report(args.run_dir)
+    print(f"report written to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nashrl", description="Deep Nash Q-learning in oligopoly markets on RLlib")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p):
+        p.add_argument("config", help="experiment YAML (market, algorithm, run, tune)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value, e.g. --set algorithm.lr=0.01 (repeatable)",
+        )
+
+    p = sub.add_parser("theory", help="print the theory benchmarks of the config's market")
+    with_config(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--selection", default="pareto", help="equilibrium selection for grid equilibria")
+    p.set_defaults(func=cmd_theory)
+
+    p = sub.add_parser("train", help="train, checkpoint and compare the greedy policy with theory")
+    with_config(p)
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint directory")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("tune", help="Ray Tune search over the config's tune.search_space")
+    with_config(p)
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("evaluate", help="greedy policy of a checkpoint against theory")
+    p.add_argument("checkpoint")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--steps", type=int, default=50)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="write a Markdown report with figures for a run directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, CheckpointError) as err:
+        print(f"nashrl: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""``nashrl tune``: a Ray Tune search over algorithm settings (ASHA or FIFO), best trial reported.
+
+Config section::
+
+    tune:
+      num_samples: 8
+      metric: env_runners/episode_return_mean
+      mode: max
+      scheduler: {type: asha, grace_period: 5, max_t: 200}   # training iterations
+      search_space:
+        lr: {loguniform: [1.0e-4, 1.0e-2]}
+        hiddens: {choice: [[32, 32], [64, 64]]}
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from nashrl.markets.validation import ConfigError
+
+DOMAINS = ("loguniform", "uniform", "choice", "grid", "randint")
+TUNE_KEYS = {"num_samples", "metric", "mode", "scheduler", "search_space", "max_concurrent_trials"}
+
+
+def validate_tune(tune: Any, config: dict[str, Any]) -> dict[str, Any]:
+    from nashrl.algorithms.registry import validate_settings
+
+    if not isinstance(tune, dict):
+        raise ConfigError(f"tune: expected a mapping, got {type(tune).__name__}")
+    unknown = sorted(set(tune) - TUNE_KEYS)
+    if unknown:
+        raise ConfigError(f"tune: unknown key(s) {unknown}; expected some of {sorted(TUNE_KEYS)}")
+    out = {
+        "num_samples": 4,
+        "metric": "env_runners/episode_return_mean",
+        "mode": "max",
+        "scheduler": {"type": "asha"},
+        "search_space": {},
+        "max_concurrent_trials": None,
+        **tune,
+    }
+    if not isinstance(out["num_samples"], int) or out["num_samples"] < 1:
+        raise ConfigError(f"tune.num_samples: expected an integer >= 1, got {out['num_samples']!r}")
+    if out["mode"] not in ("max", "min"):
+        raise ConfigError(f"tune.mode: expected 'max' or 'min', got {out['mode']!r}")
+    sched = out["scheduler"]
+    if not isinstance(sched, dict) or sched.get("type", "asha") not in ("asha", "fifo"):
+        raise ConfigError(f"tune.scheduler.type: expected 'asha' or 'fifo', got {sched!r}")
+    algo = config["algorithm"]
+    if algo["name"] not in ("nash_q", "dqn"):
+        raise ConfigError(f"tune: searches run RLlib algorithms (nash_q, dqn), got algorithm.name={algo['name']!r}")
+    for key, spec in out["search_space"].items():
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DOMAINS:
+            raise ConfigError(f"tune.search_space.{key}: expected one of {{{', '.join(DOMAINS)}: ...}}, got {spec!r}")
+        kind, values = next(iter(spec.items()))
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"tune.search_space.{key}.{kind}: expected a non-empty list, got {values!r}")
+        candidates = values if kind in ("choice", "grid") else values[:2]
+        settings = {k: v for k, v in algo.items() if k != "name"}
+        for candidate in candidates:
+            for message in validate_settings(algo["name"], {**settings, key: candidate}):
+                raise ConfigError(f"tune.search_space.{message}")
+    return out
+
+
+def _domain(spec: dict[str, Any]):
+    from ray import tune
+
+    kind, values = next(iter(spec.items()))
+    return {
+        "loguniform": lambda: tune.loguniform(*values),
+        "uniform": lambda: tune.uniform(*values),
+        "randint": lambda: tune.randint(*values),
+        "choice": lambda: tune.choice(values),
+        "grid": lambda: tune.grid_search(values),
+    }[kind]()
+
+
+def run_tune(config: dict[str, Any]) -> dict[str, Any]:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from nashrl.algorithms.rllib_trainer import algorithm_config
+    from nashrl.train import init_ray
+
+    init_ray(config)
+    spec = config["tune"]
+    base = copy.deepcopy(config)
+    algo_config = algorithm_config(base)
+    for key, domain_spec in spec["search_space"].items():
+        algo_config.training(**{key: _domain(domain_spec)})
+    stop = config["run"]["stop"]
+    max_t = spec["scheduler"].get("max_t", stop.get("iterations", 100))
+    if spec["scheduler"].get("type", "asha") == "asha":
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration", max_t=max_t, grace_period=spec["scheduler"].get("grace_period", 1)
+        )
+    else:
+        scheduler = FIFOScheduler()
+    tune_stop = {}
+    if "env_steps" in stop:
+        tune_stop["env_runners/num_env_steps_sampled_lifetime"] = stop["env_steps"]
+    if "iterations" in stop:
+        tune_stop["training_iteration"] = stop["iterations"]
+    if "time_s" in stop:
+        tune_stop["time_total_s"] = stop["time_s"]
+    storage = Path(config["run"]["output_dir"]).resolve() / config["name"] / "tune"
+    tuner = tune.Tuner(
+        algo_config.algo_class,
+        param_space=algo_config,
+        tune_config=tune.TuneConfig(
+            metric=spec["metric"],
+            mode=spec["mode"],
+            num_samples=spec["num_samples"],
+            scheduler=scheduler,
+            max_concurrent_trials=spec["max_concurrent_trials"],
+        ),
+        run_config=tune.RunConfig(stop=tune_stop, storage_path=str(storage), verbose=1),
+    )
+    results = tuner.fit()
+    best = results.get_best_result(metric=spec["metric"], mode=spec["mode"])
+    chosen = {key: best.config.get(key) for key in spec["search_space"]}
+    return {
+        "best_config": chosen,
+        "best_metric": _nested(best.metrics, spec["metric"]),
+        "num_trials": len(results),
+        "errors": len(results.errors),
+        "storage": str(storage),
+        "best_checkpoint": str(best.checkpoint.path) if best.checkpoint else None,
+    }
+
+
+def _nested(metrics: dict[str, Any], key: str):
+    node: Any = metrics
+    for part in key.split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return metrics.get(key)
+        node = node[part]
+    return node
