@@ -60,11 +60,6 @@ def print_summary(summary: dict[str, Any]) -> None:
         )
     if "profit_gain" in ev:
         print(f"  profit gain Delta = {ev['profit_gain']:.3f} (0 = Nash, 1 = joint-profit)")
-    if "sequential_outcome" in ev:
-        print(
-            f"  sequential outcome {_fmt(ev['sequential_outcome'])}, grid steps to subgame perfect "
-            f"{ev['grid_steps_to_subgame_perfect']}"
-        )
     if "mpe_max_investment_gap" in ev:
         print(
             f"  investment vs MPE: max gap {ev['mpe_max_investment_gap']:.3g}, mean {ev['mpe_mean_investment_gap']:.3g}"

@@ -102,8 +102,6 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
         check_compatible(resume, config)
     if config["algorithm"]["name"] in ("nash_q", "dqn"):
         init_ray(config)
-    run_dir = new_run_dir(config)
-    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     trainer = build_trainer(config)
     try:
         if resume is not None:
@@ -113,6 +111,8 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
                 raise CheckpointError(
                     f"checkpoint: could not restore {resume!r} ({type(err).__name__}: {err})"
                 ) from err
+        run_dir = new_run_dir(config)  # only once the checkpoint loaded: nothing half-written
+        (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         summary = _loop(trainer, config, run_dir, quiet)
         summary["evaluation"] = summarize(
             trainer.policy(),

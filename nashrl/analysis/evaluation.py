@@ -33,10 +33,17 @@ def summarize(policy, market, steps: int = 50, seed: int = 0) -> dict[str, Any]:
     """Final greedy actions and profits next to each benchmark, with grid distances, Delta and Nash gap."""
     path = play(policy, market, steps, seed)
     tail = max(1, steps // 2)
-    last = path["actions"][-1]
-    values = market.action_values(last)
-    mean_profit = path["profits"][-tail:].mean(0)
-    gap, gains = stage_nash_gap(market.payoff_table(path["states"][-1]), last)
+    if market.sequential:
+        # A period is two steps (leader, then follower); the outcome is what each mover chose.
+        last = sequential_outcome(policy, market)
+        values = market.action_values(last)
+        mean_profit = path["profits"][-2 * tail :].sum(0) / tail
+        gap, gains = stage_nash_gap(market.payoff_table(np.array([1, last[0]])), last)
+    else:
+        last = path["actions"][-1]
+        values = market.action_values(last)
+        mean_profit = path["profits"][-tail:].mean(0)
+        gap, gains = stage_nash_gap(market.payoff_table(path["states"][-1]), last)
     summary: dict[str, Any] = {
         "market": market.market_type,
         "final_actions": values.tolist(),
@@ -48,6 +55,8 @@ def summarize(policy, market, steps: int = 50, seed: int = 0) -> dict[str, Any]:
     }
     rows = benchmarks(market)
     static = [r for r in rows if r["state"] is None]
+    if market.sequential:  # the stage gap is the follower's (the leader's move is already sunk)
+        summary["stage_nash_gap"], summary["stage_deviation_gains"] = float(gains[1]), [0.0, float(gains[1])]
     for row in static:
         steps_away = [grid_steps(g, a, x) for g, a, x in zip(market.grids, last, row["actions"])]
         summary["comparisons"].append(
@@ -65,23 +74,18 @@ def summarize(policy, market, steps: int = 50, seed: int = 0) -> dict[str, Any]:
         delta = profit_gain(mean_profit, nash["profits"], collusive["profits"])
         summary["profit_gain"] = float(np.mean(delta))
         summary["profit_gain_per_firm"] = np.atleast_1d(delta).tolist()
-    if market.sequential:
-        summary.update(_sequential_summary(policy, market, rows))
     if market.market_type == "capacity":
         summary.update(_mpe_summary(policy, market, rows))
     return summary
 
 
-def _sequential_summary(policy, market, rows) -> dict[str, Any]:
-    """Stackelberg: the leader's greedy quantity and the follower's response to it."""
+def sequential_outcome(policy, market) -> np.ndarray:
+    """Stackelberg: the leader's greedy quantity and the follower's greedy response to it."""
     lead_state = np.array([0, 0])
     leader = int(policy.act(market.observe(lead_state).astype(np.float32), lead_state)[0])
     follow_state = np.array([1, leader])
     follower = int(policy.act(market.observe(follow_state).astype(np.float32), follow_state)[1])
-    spe = next(r for r in rows if r["concept"] == "grid_subgame_perfect")
-    outcome = [market.grids[0][leader], market.grids[1][follower]]
-    steps_away = [grid_steps(g, a, x) for g, a, x in zip(market.grids, (leader, follower), spe["actions"])]
-    return {"sequential_outcome": [float(x) for x in outcome], "grid_steps_to_subgame_perfect": steps_away}
+    return np.array([leader, follower])
 
 
 def _mpe_summary(policy, market, rows) -> dict[str, Any]:

@@ -1,0 +1,92 @@
+"""Experiment configs: every bad value is refused before Ray starts, naming its key."""
+
+import json
+
+import pytest
+import yaml
+
+from nashrl.cli import main
+from nashrl.config import load_config, validate
+from nashrl.markets.validation import ConfigError
+
+
+def write(tmp_path, config):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+BASE = {"market": {"type": "cournot", "memory": 0}, "algorithm": {"name": "nash_q"}}
+
+
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"algorithm": {"name": "ppo"}}, "algorithm.name"),
+        ({"algorithm": {"name": "nash_q", "lr_schedule": 3}}, "algorithm.lr_schedule"),
+        ({"algorithm": {"name": "nash_q", "selection": "best"}}, "algorithm.selection"),
+        ({"algorithm": {"name": "nash_q", "hiddens": [0]}}, "algorithm.hiddens"),
+        ({"algorithm": {"name": "nash_q", "gamma": 1.5}}, "algorithm.gamma"),
+        ({"algorithm": {"name": "nash_q", "epsilon": [[10, 1.0], [5, 0.1]]}}, "algorithm.epsilon"),
+        ({"algorithm": {"name": "nash_q", "tau": 0}}, "algorithm.tau"),
+        ({"algorithm": {"name": "dqn", "hiddens": "big"}}, "algorithm.hiddens"),
+        ({"algorithm": {"name": "dqn", "alpha": 0.1}}, "algorithm.alpha"),
+        ({"algorithm": {"name": "tabular_q", "alpha": 2}}, "algorithm.alpha"),
+        ({"market": {"type": "capacity"}, "algorithm": {"name": "tabular_q"}}, "algorithm.name"),
+        ({"run": {"stop": {"episodes": 3}}}, "run.stop"),
+        ({"run": {"stop": {"env_steps": -1}}}, "run.stop.env_steps"),
+        ({"run": {"num_env_runners": -1}}, "run.num_env_runners"),
+        ({"run": {"gpus": 1}}, "run"),
+        ({"extra": {}}, "config"),
+        ({"market": {"type": "cournot", "b": 0}}, "market.b"),
+        ({"tune": {"search_space": {"lr": {"normal": [0, 1]}}}}, "tune.search_space.lr"),
+        ({"tune": {"search_space": {"selection": {"choice": ["pareto", "nope"]}}}}, "tune.search_space.selection"),
+        ({"tune": {"num_samples": 0}}, "tune.num_samples"),
+    ],
+)
+def test_bad_values_name_their_key(tmp_path, patch, message):
+    config = {**BASE, **patch}
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, config))
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_overrides_and_defaults(tmp_path):
+    config = load_config(write(tmp_path, BASE), ["algorithm.lr=0.01", "market.n_firms=3", "run.stop={iterations: 2}"])
+    assert config["algorithm"]["lr"] == 0.01 and config["market"]["n_firms"] == 3
+    assert config["run"]["stop"] == {"iterations": 2} and config["run"]["seed"] == 0
+    with pytest.raises(ConfigError, match="--set"):
+        load_config(write(tmp_path, BASE), ["algorithm.lr"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("market: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_cli_reports_config_errors_without_starting_ray(tmp_path, capsys):
+    path = write(tmp_path, {**BASE, "algorithm": {"name": "nash_q", "selection": "best"}})
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "algorithm.selection" in err
+    import ray
+
+    assert not ray.is_initialized()
+
+
+def test_every_shipped_config_is_valid_and_has_theory(capsys):
+    from pathlib import Path
+
+    configs = sorted(Path("configs").rglob("*.yaml"))
+    assert configs
+    for path in configs:
+        config = load_config(path)
+        assert validate(config)["algorithm"]["name"]
+    assert main(["theory", "configs/cournot_duopoly.yaml", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    nash = next(r for r in out["benchmarks"] if r["concept"] == "nash")
+    assert nash["actions"] == [3.0, 3.0] and nash["profits"] == [9.0, 9.0]
