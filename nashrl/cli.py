@@ -114,6 +114,14 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_suite(args) -> int:
+    from nashrl.experiments import run_suite
+
+    path = run_suite(args.suite, only=args.only)
+    print(f"results written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nashrl", description="Deep Nash Q-learning in oligopoly markets on RLlib")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--steps", type=int, default=50)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("suite", help="run an experiment suite and write its result tables")
+    p.add_argument("suite", help="suite YAML, e.g. configs/experiments/suite.yaml")
+    p.add_argument("--only", nargs="+", help="run only these experiments (by name)")
+    p.set_defaults(func=cmd_suite)
 
     p = sub.add_parser("report", help="write a Markdown report with figures for a run directory")
     p.add_argument("run_dir")

@@ -26,6 +26,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 25,
     "output_dir": "runs",
     "evaluation_steps": 50,
+    "eval_every": 25,
     "progress": True,
 }
 STOP_KEYS = {"env_steps", "iterations", "time_s"}
@@ -110,9 +111,16 @@ def _validate_run(run: dict[str, Any]) -> dict[str, Any]:
     for key, value in stop.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"run.stop.{key}: expected a positive number, got {value!r}")
-    for key in ("num_env_runners", "num_envs_per_env_runner", "checkpoint_every", "evaluation_steps", "seed"):
+    for key in (
+        "num_env_runners",
+        "num_envs_per_env_runner",
+        "checkpoint_every",
+        "evaluation_steps",
+        "seed",
+        "eval_every",
+    ):
         value = merged[key]
-        minimum = 0 if key in ("num_env_runners", "seed", "checkpoint_every") else 1
+        minimum = 0 if key in ("num_env_runners", "seed", "checkpoint_every", "eval_every") else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError(f"run.{key}: expected an integer >= {minimum}, got {value!r}")
     if not isinstance(merged["output_dir"], str) or not merged["output_dir"]:

@@ -130,7 +130,11 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
 def _loop(trainer, config: dict[str, Any], run_dir: Path, quiet: bool) -> dict[str, Any]:
     from tqdm import tqdm
 
+    from nashrl.analysis.evaluation import scalar_metrics, summarize
+
     log = MetricsLog(run_dir)
+    market = make_market(config["market"])
+    eval_every = config["run"]["eval_every"]
     stop = config["run"]["stop"]
     total = stop.get("env_steps")
     bar = tqdm(total=total, unit="step", disable=quiet or not config["run"]["progress"], desc=config["name"])
@@ -142,6 +146,9 @@ def _loop(trainer, config: dict[str, Any], run_dir: Path, quiet: bool) -> dict[s
         while True:
             metrics = trainer.train()
             metrics["time_s"] = time.time() - started
+            if eval_every and int(metrics["iteration"]) % eval_every == 0:
+                steps = config["run"]["evaluation_steps"]
+                metrics.update(scalar_metrics(summarize(trainer.policy(), market, steps=steps)))
             log.log(metrics)
             bar.update(int(metrics.get("env_steps", 0)) - bar.n)
             shown = {k: v for k, v in metrics.items() if ("loss" in k or "return" in k) and math.isfinite(v)}

@@ -19,16 +19,30 @@ def small_config(tmp_path, algorithm, env_steps=1500, **market):
             "name": "test",
             "market": {"type": "cournot", "memory": 0, "episode_length": 25, "normalise_rewards": True, **market},
             "algorithm": algorithm,
-            "run": {"seed": 0, "stop": {"env_steps": env_steps}, "num_env_runners": 1, "num_envs_per_env_runner": 2,
-                    "checkpoint_every": 0, "output_dir": str(tmp_path), "evaluation_steps": 5, "progress": False},
+            "run": {
+                "seed": 0,
+                "stop": {"env_steps": env_steps},
+                "num_env_runners": 1,
+                "num_envs_per_env_runner": 2,
+                "checkpoint_every": 0,
+                "output_dir": str(tmp_path),
+                "evaluation_steps": 5,
+                "progress": False,
+            },
         }
     )
 
 
 NASH_Q = {
-    "name": "nash_q", "lr": 0.003, "gamma": 0.5, "train_batch_size": 128, "hiddens": [32],
-    "epsilon": [[0, 1.0], [1000, 0.05]], "target_network_update_freq": 100,
-    "num_steps_sampled_before_learning_starts": 200, "updates_per_iteration": 4,
+    "name": "nash_q",
+    "lr": 0.003,
+    "gamma": 0.5,
+    "train_batch_size": 128,
+    "hiddens": [32],
+    "epsilon": [[0, 1.0], [1000, 0.05]],
+    "target_network_update_freq": 100,
+    "num_steps_sampled_before_learning_starts": 200,
+    "updates_per_iteration": 4,
 }
 
 
@@ -160,8 +174,10 @@ def test_tabular_baselines_and_checkpoint_roundtrip(tmp_path):
     np.testing.assert_array_equal(other.q, trainer.q)
     assert other.t == trainer.t
     market = make_market(config["market"])
-    assert np.array_equal(other.policy().act(None, market.initial_state(np.random.default_rng(0))),
-                          trainer.policy().act(None, market.initial_state(np.random.default_rng(0))))
+    assert np.array_equal(
+        other.policy().act(None, market.initial_state(np.random.default_rng(0))),
+        trainer.policy().act(None, market.initial_state(np.random.default_rng(0))),
+    )
 
 
 def test_tune_two_trials(ray_session, tmp_path):
@@ -170,8 +186,13 @@ def test_tune_two_trials(ray_session, tmp_path):
     config = small_config(tmp_path, {**NASH_Q, "num_steps_sampled_before_learning_starts": 50})
     config["run"]["num_env_runners"] = 0
     config["run"]["stop"] = {"iterations": 2}
-    config["tune"] = {"num_samples": 1, "metric": "env_runners/num_env_steps_sampled_lifetime", "mode": "max",
-                      "scheduler": {"type": "fifo"}, "search_space": {"lr": {"grid": [0.001, 0.01]}}}
+    config["tune"] = {
+        "num_samples": 1,
+        "metric": "env_runners/num_env_steps_sampled_lifetime",
+        "mode": "max",
+        "scheduler": {"type": "fifo"},
+        "search_space": {"lr": {"grid": [0.001, 0.01]}},
+    }
     config = validate(config)
     result = run_tune(config)
     assert result["num_trials"] == 2 and result["errors"] == 0

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from nashrl.analysis.best_response import dynamic_nash_gap
 from nashrl.analysis.metrics import grid_steps, profit_gain, stage_nash_gap
 from nashrl.theory.benchmarks import benchmarks
 
@@ -74,9 +75,35 @@ def summarize(policy, market, steps: int = 50, seed: int = 0) -> dict[str, Any]:
         delta = profit_gain(mean_profit, nash["profits"], collusive["profits"])
         summary["profit_gain"] = float(np.mean(delta))
         summary["profit_gain_per_firm"] = np.atleast_1d(delta).tolist()
+    state_rows = [r for r in rows if "state_vector" in r and r["concept"] in ("nash", "grid_nash")]
+    if state_rows:
+        summary["state_comparisons"] = _state_comparisons(policy, market, state_rows)
     if market.market_type == "capacity":
         summary.update(_mpe_summary(policy, market, rows))
+    dynamic = dynamic_nash_gap(policy, market)
+    if dynamic is not None:
+        summary["dynamic_nash_gap"] = dynamic
     return summary
+
+
+def _state_comparisons(policy, market, rows) -> list[dict[str, Any]]:
+    """The greedy action at each benchmark's state against that benchmark (state-dependent markets)."""
+    out = []
+    for row in rows:
+        state = np.asarray(row["state_vector"])
+        joint = np.asarray(policy.act(market.observe(state).astype(np.float32), state))
+        steps_away = [grid_steps(g, a, x) for g, a, x in zip(market.grids, joint, row["actions"])]
+        out.append(
+            {
+                "concept": row["concept"],
+                "state": row["state"],
+                "benchmark_actions": row["actions"],
+                "policy_actions": market.action_values(joint).tolist(),
+                "grid_steps": steps_away,
+                "max_grid_steps": max(steps_away),
+            }
+        )
+    return out
 
 
 def sequential_outcome(policy, market) -> np.ndarray:
@@ -96,3 +123,22 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
         joint = policy.act(market.observe(state).astype(np.float32), state)
         gaps.append(np.abs(market.action_values(joint) - np.array(row["actions"])).max())
     return {"mpe_max_investment_gap": float(np.max(gaps)), "mpe_mean_investment_gap": float(np.mean(gaps))}
+
+
+def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a summary worth logging over training (``eval/...``)."""
+    out = {"eval/stage_nash_gap": float(summary["stage_nash_gap"])}
+    nash = next((c for c in summary["comparisons"] if c["concept"] in ("nash", "grid_subgame_perfect")), None)
+    if nash is not None:
+        out["eval/max_grid_steps_to_nash"] = float(nash["max_grid_steps"])
+    if "profit_gain" in summary:
+        out["eval/profit_gain"] = float(summary["profit_gain"])
+    if "state_comparisons" in summary:
+        out["eval/mean_grid_steps_to_state_nash"] = float(
+            np.mean([c["max_grid_steps"] for c in summary["state_comparisons"]])
+        )
+    if "dynamic_nash_gap" in summary:
+        out["eval/dynamic_nash_gap"] = float(summary["dynamic_nash_gap"]["dynamic_nash_gap"])
+    if "mpe_mean_investment_gap" in summary:
+        out["eval/mpe_mean_investment_gap"] = float(summary["mpe_mean_investment_gap"])
+    return out

@@ -24,8 +24,10 @@ from nashrl.theory.capacity import solve_mpe
 from nashrl.theory.grid import grid_equilibria, grid_subgame_perfect
 
 
-def _row(concept: str, actions, profits, state=None, **extra) -> dict:
+def _row(concept: str, actions, profits, state=None, state_vector=None, **extra) -> dict:
     row = {"concept": concept, "state": state, "actions": [float(x) for x in actions]}
+    if state_vector is not None:  # the market state the row is about (for evaluating a policy there)
+        row["state_vector"] = np.asarray(state_vector).tolist()
     row["profits"] = [float(x) for x in profits]
     row.update(extra)
     return row
@@ -38,6 +40,7 @@ def _grid_row(market: MarketEnv, state: np.ndarray, label=None, selection: str =
         eq["selected_actions"],
         eq["selected_profits"],
         label,
+        state if label is not None else None,
         pure_equilibria=eq["pure_profiles"],
         selected_is_pure=eq["selected_is_pure"],
         selection=selection,
@@ -61,8 +64,8 @@ def benchmarks(market: MarketEnv, selection: str = "pareto") -> list[dict]:
             a = market.a_levels[k]
             label = f"a={a:g}"
             q_n, q_m = cournot.nash(a, market.b, market.costs), cournot.cartel(a, market.b, market.costs)
-            rows.append(_row("nash", q_n, cournot.profits(a, market.b, market.costs, q_n), label))
-            rows.append(_row("cartel", q_m, cournot.profits(a, market.b, market.costs, q_m), label))
+            rows.append(_row("nash", q_n, cournot.profits(a, market.b, market.costs, q_n), label, state))
+            rows.append(_row("cartel", q_m, cournot.profits(a, market.b, market.costs, q_m), label, state))
             rows.append(_grid_row(market, state, label, selection))
         return rows
     if isinstance(market, CournotMarket):
@@ -87,7 +90,7 @@ def benchmarks(market: MarketEnv, selection: str = "pareto") -> list[dict]:
         p_n = segments.nash(market.a, market.a0s, market.mus, w, market.costs)
         label = "equal segment weights"
         return [
-            _row("nash", p_n, market.stage_profits_at_prices(state, p_n), label),
+            _row("nash", p_n, market.stage_profits_at_prices(state, p_n), label, state),
             _grid_row(market, state, label, selection),
         ]
     if isinstance(market, StackelbergMarket):
@@ -104,7 +107,7 @@ def benchmarks(market: MarketEnv, selection: str = "pareto") -> list[dict]:
         mpe = solve_mpe(market, selection=selection)
         invest = mpe.expected_investment(market.grids[0])
         return [
-            _row("mpe", x, vals, [int(k) for k in s], converged=mpe.converged, stage_gap=float(gap))
+            _row("mpe", x, vals, [int(k) for k in s], s, converged=mpe.converged, stage_gap=float(gap))
             for s, x, vals, gap in zip(mpe.states, invest, mpe.values, mpe.stage_gap)
         ]
     raise TypeError(f"no theory benchmark for market type {type(market).__name__}")

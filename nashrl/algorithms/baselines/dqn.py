@@ -14,6 +14,7 @@ from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+from nashrl.algorithms.nash_q.config import schedule_ok
 from nashrl.markets import make_market, register_rllib_envs, rllib_env_name
 
 DQN_DEFAULTS: dict[str, Any] = {
@@ -38,7 +39,9 @@ def dqn_errors(settings: dict[str, Any]) -> list[str]:
         f"{k}: unknown DQN setting; expected some of {sorted(DQN_DEFAULTS)}" for k in settings if k not in DQN_DEFAULTS
     ]
     merged = {**DQN_DEFAULTS, **settings}
-    positive = ("lr", "train_batch_size", "target_network_update_freq", "n_step", "replay_capacity")
+    if not schedule_ok(merged["lr"]) or merged["lr"] == 0:
+        errors.append(f"lr: expected a positive number or [[env_step, lr], ...], got {merged['lr']!r}")
+    positive = ("train_batch_size", "target_network_update_freq", "n_step", "replay_capacity")
     for key in positive:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -61,7 +64,7 @@ def dqn_config(market_config: dict[str, Any], settings: dict[str, Any], resource
         for a in agents
     }
     training = {
-        "lr": s["lr"],
+        "lr": [tuple(p) for p in s["lr"]] if isinstance(s["lr"], list) else s["lr"],
         "gamma": s["gamma"],
         "train_batch_size_per_learner": s["train_batch_size"],
         "target_network_update_freq": s["target_network_update_freq"],

@@ -12,7 +12,8 @@ from nashrl.equilibrium import CONCEPTS, SELECTIONS
 EXPLORATIONS = ("epsilon", "boltzmann")
 
 
-def _schedule_ok(value: Any) -> bool:
+def schedule_ok(value: Any) -> bool:
+    """A number >= 0, or ``[[step, value], ...]`` with increasing steps and values >= 0."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value >= 0
     if isinstance(value, (list, tuple)) and value:
@@ -143,8 +144,10 @@ def nash_q_errors(config: NashQConfig) -> list[str]:
         errors.append(f"solver_backend: expected auto, torch or numba, got {config.solver_backend!r}")
     if config.exploration not in EXPLORATIONS:
         errors.append(f"exploration: expected one of {EXPLORATIONS}, got {config.exploration!r}")
+    if not schedule_ok(config.lr) or config.lr == 0:
+        errors.append(f"lr: expected a positive number or [[env_step, lr], ...], got {config.lr!r}")
     for key in ("epsilon", "temperature"):
-        if not _schedule_ok(getattr(config, key)):
+        if not schedule_ok(getattr(config, key)):
             errors.append(f"{key}: expected a number >= 0 or [[env_step, value], ...] with increasing steps")
     if not (isinstance(config.target_network_update_freq, int) and config.target_network_update_freq >= 1):
         errors.append(

@@ -1,0 +1,177 @@
+"""``nashrl suite SUITE.yaml``: run an experiment suite and write its result tables.
+
+A suite lists experiments, each a config (plus ``--set`` style overrides), the algorithms
+to compare and the seeds. Baselines get settings matched to the config's Nash-Q section
+(:func:`~nashrl.algorithms.registry.baseline_settings`). Every run is trained, its final
+checkpoint evaluated (:func:`~nashrl.analysis.report.evaluate_checkpoint`: greedy play
+against theory, Nash gaps, profit gain, impulse response), and the results are written
+as JSON and as Markdown tables of mean, standard deviation and range across seeds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nashrl.config import ALGORITHMS, apply_override, load_config, validate
+from nashrl.markets.validation import ConfigError
+
+SUITE_KEYS = {"title", "output", "raw_output", "seeds", "experiments", "run"}
+
+
+def load_suite(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite: no such file {str(path)!r}")
+    suite = yaml.safe_load(path.read_text())
+    if not isinstance(suite, dict) or set(suite) - SUITE_KEYS or "experiments" not in suite:
+        raise ConfigError(f"suite: expected a mapping with experiments and some of {sorted(SUITE_KEYS)}")
+    for k, exp in enumerate(suite["experiments"]):
+        where = f"suite.experiments[{k}]"
+        if not isinstance(exp, dict) or "config" not in exp or "name" not in exp:
+            raise ConfigError(f"{where}: expected a mapping with name and config")
+        for algo in exp.get("algorithms", ["nash_q"]):
+            if algo not in ALGORITHMS:
+                raise ConfigError(f"{where}.algorithms: expected some of {ALGORITHMS}, got {algo!r}")
+        for config in expand(suite, exp):  # every run's config is valid before anything runs
+            validate(config)
+    return suite
+
+
+def _seeds(suite: dict[str, Any], exp: dict[str, Any]) -> list[int]:
+    seeds = exp.get("seeds", suite.get("seeds", [0, 1, 2]))
+    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+
+def expand(suite: dict[str, Any], exp: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run configs of one experiment: every algorithm and seed."""
+    from nashrl.algorithms.registry import baseline_settings
+
+    base = load_config(exp["config"], exp.get("set", []))
+    runs = []
+    for algo in exp.get("algorithms", [base["algorithm"]["name"]]):
+        for seed in _seeds(suite, exp):
+            config = copy.deepcopy(base)
+            config["name"] = exp["name"]
+            config["algorithm"] = baseline_settings(algo, base["algorithm"], base["run"])
+            for item in suite.get("run", []) + exp.get("run", []):
+                apply_override(config, f"run.{item}")
+            config["run"]["seed"] = seed
+            config["run"]["progress"] = False
+            runs.append(config)
+    return runs
+
+
+def run_suite(path: str | Path, only: list[str] | None = None) -> Path:
+    from nashrl.analysis.report import evaluate_checkpoint
+    from nashrl.train import run_training
+
+    suite = load_suite(path)
+    results = []
+    raw_path = Path(suite.get("raw_output", "docs/results.json"))
+    for exp in suite["experiments"]:
+        if only and exp["name"] not in only:
+            continue
+        for config in expand(suite, exp):
+            started = time.time()
+            summary = run_training(validate(config), quiet=True)
+            evaluation = evaluate_checkpoint(summary["checkpoint"], steps=config["run"]["evaluation_steps"])
+            row = {
+                "experiment": exp["name"],
+                "algorithm": config["algorithm"]["name"],
+                "seed": config["run"]["seed"],
+                "env_steps": summary["final_metrics"].get("env_steps"),
+                "wall_s": time.time() - started,
+                "summary": evaluation["summary"],
+                "impulse_response": evaluation.get("impulse_response"),
+            }
+            results.append(row)
+            print(json.dumps(headline(row)), flush=True)
+            raw_path.parent.mkdir(parents=True, exist_ok=True)
+            raw_path.write_text(json.dumps(results, indent=1, default=float))
+    out = Path(suite.get("output", "docs/results.md"))
+    out.write_text(markdown(suite, results))
+    return out
+
+
+def headline(row: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of one run that the tables aggregate."""
+    s = row["summary"]
+    out = {
+        "experiment": row["experiment"],
+        "algorithm": row["algorithm"],
+        "seed": row["seed"],
+        "env_steps": row["env_steps"],
+        "wall_s": round(row["wall_s"], 1),
+        "final_actions": [round(x, 4) for x in s["final_actions"]],
+        "stage_nash_gap": s["stage_nash_gap"],
+    }
+    nash = next((c for c in s["comparisons"] if c["concept"] in ("nash", "grid_subgame_perfect")), None)
+    if nash:
+        out["grid_steps_to_nash"] = nash["max_grid_steps"]
+    if "profit_gain" in s:
+        out["profit_gain"] = s["profit_gain"]
+    if "state_comparisons" in s:
+        out["mean_grid_steps_to_state_nash"] = statistics.mean(c["max_grid_steps"] for c in s["state_comparisons"])
+    if "dynamic_nash_gap" in s:
+        out["dynamic_nash_gap_relative"] = s["dynamic_nash_gap"]["relative"]
+    if "mpe_mean_investment_gap" in s:
+        out["mpe_mean_investment_gap"] = s["mpe_mean_investment_gap"]
+    ir = row.get("impulse_response")
+    if ir:
+        out["rival_change_after_deviation"] = statistics.mean(ir["rival_relative_change_next_period"])
+        out["periods_to_return"] = ir["periods_to_return"]
+    return out
+
+
+COLUMNS = [
+    ("grid_steps_to_nash", "grid steps to Nash/SPE", "{:.2f}"),
+    ("profit_gain", "profit gain Delta", "{:.3f}"),
+    ("stage_nash_gap", "stage Nash gap", "{:.3g}"),
+    ("mean_grid_steps_to_state_nash", "grid steps to state Nash", "{:.2f}"),
+    ("dynamic_nash_gap_relative", "dynamic Nash gap (rel.)", "{:.3g}"),
+    ("mpe_mean_investment_gap", "investment gap to MPE", "{:.3g}"),
+    ("rival_change_after_deviation", "rival move after deviation", "{:+.1%}"),
+    ("wall_s", "wall time (s)", "{:.0f}"),
+]
+
+
+def _stat(values: list[float], fmt: str) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    mean, sd = statistics.mean(values), statistics.stdev(values)
+    return f"{fmt.format(mean)} ± {fmt.format(sd).lstrip('+')} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
+
+
+def markdown(suite: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    rows = [headline(r) for r in results]
+    lines = [
+        f"# {suite.get('title', 'Experiment results')}",
+        "",
+        "Each cell: mean ± sd [min, max] across seeds. Generated by `nashrl suite`.",
+        "",
+    ]
+    for exp in dict.fromkeys(r["experiment"] for r in rows):
+        mine = [r for r in rows if r["experiment"] == exp]
+        cols = [c for c in COLUMNS if any(c[0] in r for r in mine)]
+        lines += [
+            f"## {exp}",
+            "",
+            "| algorithm | seeds | " + " | ".join(c[1] for c in cols) + " |",
+            "|---|---|" + "---|" * len(cols),
+        ]
+        for algo in dict.fromkeys(r["algorithm"] for r in mine):
+            runs = [r for r in mine if r["algorithm"] == algo]
+            cells = [_stat([r.get(c[0]) for r in runs], c[2]) for c in cols]
+            lines.append(f"| {algo} | {len(runs)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""Metrics on hand-made policies whose answers are known."""
+
+import numpy as np
+import pytest
+
+from nashrl.analysis.best_response import dynamic_nash_gap
+from nashrl.analysis.evaluation import play, summarize
+from nashrl.analysis.impulse import impulse_response
+from nashrl.analysis.metrics import grid_steps, profit_gain, stage_nash_gap
+from nashrl.markets import make_market
+from nashrl.theory.capacity import solve_mpe
+
+
+class Constant:
+    """Always the same joint action (indices)."""
+
+    def __init__(self, joint):
+        self.joint = np.asarray(joint)
+
+    def act(self, obs, state):
+        return self.joint
+
+
+def nearest(grid, value):
+    return int(np.argmin(np.abs(np.asarray(grid) - value)))
+
+
+def test_profit_gain_formula():
+    assert profit_gain(0.22293, 0.22293, 0.33749) == pytest.approx(0.0)
+    assert profit_gain(0.33749, 0.22293, 0.33749) == pytest.approx(1.0)
+    assert profit_gain(0.28021, 0.22293, 0.33749) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_nash_play_has_zero_gap_and_zero_delta():
+    market = make_market({"type": "cournot", "memory": 0, "quantities": {"low": 0, "high": 6, "size": 13}})
+    s = summarize(Constant([6, 6]), market, steps=10)  # q = 3 each: the Cournot-Nash profile
+    assert s["final_actions"] == [3.0, 3.0]
+    assert s["stage_nash_gap"] == 0.0
+    assert s["profit_gain"] == pytest.approx(0.0)
+    nash = next(c for c in s["comparisons"] if c["concept"] == "nash")
+    assert nash["max_grid_steps"] == 0
+
+
+def test_monopoly_play_has_delta_one_and_positive_gap():
+    market = make_market({"type": "linear_bertrand", "memory": 0})  # both pN and pM on the default grid
+    i = nearest(market.grids[0], 0.5)
+    s = summarize(Constant([i, i]), market, steps=10)
+    assert s["final_actions"] == pytest.approx([0.5, 0.5])
+    assert s["profit_gain"] == pytest.approx(1.0, abs=1e-9)
+    assert s["stage_nash_gap"] > 0  # undercutting the joint-profit price pays
+
+
+def test_stage_nash_gap_is_the_best_unilateral_gain():
+    table = np.zeros((2, 2, 2))
+    table[0] = [[3, 0], [5, 1]]
+    table[1] = [[3, 5], [0, 1]]  # prisoner's dilemma
+    gap, gains = stage_nash_gap(table, (0, 0))
+    assert gap == 2.0 and gains.tolist() == [2.0, 2.0]
+    assert stage_nash_gap(table, (1, 1))[0] == 0.0
+
+
+def test_grid_steps():
+    grid = np.linspace(0, 6, 13)
+    assert grid_steps(grid, 6, 3.0) == 0 and grid_steps(grid, 8, 3.0) == 2 and grid_steps(grid, 5, 3.1) == 1
+
+
+def test_dynamic_gap_zero_for_mpe_and_positive_otherwise():
+    market = make_market({"type": "capacity"})
+    mpe = solve_mpe(market)
+    lookup = {tuple(s): k for k, s in enumerate(market.state_list)}
+
+    class MPE:
+        def act(self, obs, state):
+            k = lookup[tuple(int(x) for x in state)]
+            return np.array([int(mpe.strategies[i][k].argmax()) for i in range(2)])
+
+    assert dynamic_nash_gap(MPE(), market)["dynamic_nash_gap"] < 1e-8
+    assert dynamic_nash_gap(Constant([0, 0]), market)["dynamic_nash_gap"] > 1.0
+    s = summarize(MPE(), market, steps=5)
+    assert s["mpe_max_investment_gap"] < 1e-9
+
+
+def test_dynamic_gap_for_demand_shocks_is_per_state_nash():
+    market = make_market({"type": "demand_shocks", "memory": 0, "quantities": {"low": 0, "high": 7.5, "size": 16}})
+    from nashrl.theory.grid import grid_equilibria
+
+    class StateNash:
+        """The static grid Nash equilibrium of the current demand level."""
+
+        def act(self, obs, state):
+            return np.array(grid_equilibria(market, state)["selected_indices"])
+
+    assert dynamic_nash_gap(StateNash(), market)["dynamic_nash_gap"] < 1e-9
+    s = summarize(StateNash(), market, steps=5)
+    assert all(c["max_grid_steps"] <= 1 for c in s["state_comparisons"])
+
+
+def test_impulse_response_of_grim_like_policy():
+    """A policy that answers any deviation from monopoly with one period of Nash prices."""
+    market = make_market({"type": "logit_bertrand", "memory": 1})
+    grid = market.grids[0]
+    mono, nash = nearest(grid, 1.92498), nearest(grid, 1.47293)
+
+    class Punish:
+        def act(self, obs, state):
+            last = state[-1]
+            return np.array([nash, nash]) if (last != mono).any() and (last != nash).any() else np.array([mono, mono])
+
+    ir = impulse_response(Punish(), market, warmup=5, horizon=6)
+    assert ir["pre_deviation_actions"] == pytest.approx([grid[mono]] * 2)
+    assert ir["rival_relative_change_next_period"][0] == pytest.approx(grid[nash] / grid[mono] - 1)
+    assert ir["periods_to_return"] is not None and ir["periods_to_return"] <= 3
+    assert ir["deviation_profitable"] is False
+
+    class Ignore:
+        def act(self, obs, state):
+            return np.array([mono, mono])
+
+    ir = impulse_response(Ignore(), market, warmup=5, horizon=6)
+    assert ir["rival_relative_change_next_period"][0] == 0.0 and ir["deviation_profitable"] is True
+
+
+def test_play_records_forced_deviation():
+    market = make_market({"type": "cournot", "memory": 1})
+    path = play(Constant([6, 6]), market, 4, forced={2: np.array([0, 6])})
+    assert path["actions"][2].tolist() == [0, 6] and path["actions"][3].tolist() == [6, 6]
