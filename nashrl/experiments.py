@@ -22,7 +22,7 @@ import yaml
 from nashrl.config import ALGORITHMS, apply_override, load_config, validate
 from nashrl.markets.validation import ConfigError
 
-SUITE_KEYS = {"title", "output", "raw_output", "seeds", "experiments", "run"}
+SUITE_KEYS = {"title", "output", "raw_output", "seeds", "experiments", "run", "algorithm_overrides", "notes"}
 
 
 def load_suite(path: str | Path) -> dict[str, Any]:
@@ -60,6 +60,8 @@ def expand(suite: dict[str, Any], exp: dict[str, Any]) -> list[dict[str, Any]]:
             config = copy.deepcopy(base)
             config["name"] = exp["name"]
             config["algorithm"] = baseline_settings(algo, base["algorithm"], base["run"])
+            for item in suite.get("algorithm_overrides", {}).get(algo, []):
+                apply_override(config, f"algorithm.{item}")
             for item in suite.get("run", []) + exp.get("run", []):
                 apply_override(config, f"run.{item}")
             config["run"]["seed"] = seed

@@ -124,3 +124,36 @@ def test_play_records_forced_deviation():
     market = make_market({"type": "cournot", "memory": 1})
     path = play(Constant([6, 6]), market, 4, forced={2: np.array([0, 6])})
     assert path["actions"][2].tolist() == [0, 6] and path["actions"][3].tolist() == [6, 6]
+
+
+def test_report_of_a_tabular_run(tmp_path):
+    from nashrl.analysis.report import capacity_policy_maps, evaluate_checkpoint, write_report
+    from nashrl.config import validate
+    from nashrl.train import run_training
+
+    config = validate(
+        {
+            "name": "rep",
+            "market": {"type": "cournot", "memory": 1},
+            "algorithm": {"name": "tabular_q", "steps_per_iteration": 2000, "beta": 1e-3},
+            "run": {
+                "stop": {"iterations": 3},
+                "output_dir": str(tmp_path),
+                "progress": False,
+                "eval_every": 1,
+                "evaluation_steps": 5,
+            },
+        }
+    )
+    summary = run_training(config, quiet=True)
+    report = write_report(summary["run_dir"])
+    text = report.read_text()
+    for figure in ("action_paths.png", "impulse_response.png", "eval_stage_nash_gap.png"):
+        assert f"figures/{figure}" in text
+        assert (report.parent / "figures" / figure).stat().st_size > 1000
+    result = evaluate_checkpoint(summary["checkpoint"])
+    assert result["summary"]["final_actions"] and "impulse_response" in result
+
+    market = make_market({"type": "capacity"})
+    maps = capacity_policy_maps(Constant([1, 1]), market, tmp_path / "maps.png")
+    assert maps.stat().st_size > 1000

@@ -102,7 +102,8 @@ def test_checkpoint_resume_restores_weights_and_optimizer(ray_session, tmp_path)
     from nashrl.algorithms.registry import build_trainer
     from nashrl.train import save_checkpoint
 
-    config = small_config(tmp_path, NASH_Q)
+    # Also exercises double-Q targets and Boltzmann exploration on the env runners.
+    config = small_config(tmp_path, {**NASH_Q, "double_q": True, "exploration": "boltzmann"})
     first = build_trainer(config)
     for _ in range(12):
         metrics = first.train()

@@ -95,8 +95,44 @@ def print_evaluation(result: dict[str, Any]) -> None:
         )
 
 
+def _figure(plt, path: Path, title: str, draw) -> str:
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    draw(ax)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"![{title}](figures/{path.name})"
+
+
+def capacity_policy_maps(policy, market, path: Path) -> Path:
+    """Heatmaps of firm 0's investment by (own, rival) capacity: learned policy against the MPE."""
+    import matplotlib.pyplot as plt
+
+    from nashrl.theory.capacity import solve_mpe
+
+    mpe = solve_mpe(market)
+    k = market.levels
+    learned = np.zeros((k, k))
+    equilibrium = mpe.expected_investment(market.grids[0])[:, 0].reshape(k, k)
+    for state in market.state_list:
+        joint = policy.act(market.observe(state).astype(np.float32), state)
+        learned[state[0], state[1]] = market.grids[0][joint[0]]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    for ax, data, title in zip(axes, (learned, equilibrium), ("learned", "MPE")):
+        im = ax.imshow(data, origin="lower", vmin=market.grids[0].min(), vmax=market.grids[0].max(), cmap="viridis")
+        ax.set_xlabel("rival capacity level")
+        ax.set_ylabel("own capacity level")
+        ax.set_title(f"firm 0 investment: {title}", fontsize=10)
+    fig.colorbar(im, ax=axes, shrink=0.8)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write_report(run_dir: str | Path) -> Path:
-    """Markdown report with learning curves and the summary of a training run."""
+    """Markdown report of a training run: learning curves, Nash gap over training, action paths,
+    impulse response, policy maps against the MPE (capacity game), and the theory comparison."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,31 +148,112 @@ def write_report(run_dir: str | Path) -> Path:
     figures.mkdir(exist_ok=True)
     lines = [f"# Run report: {run_dir.name}", ""]
     steps = np.array([r.get("env_steps", i) for i, r in enumerate(rows)])
+
+    def series(key):
+        return [r.get(key, np.nan) for r in rows]
+
     curves = sorted({k for r in rows for k in r if "loss" in k or "return" in k or "mean_profit" in k})
     if curves:
-        fig, axes = plt.subplots(len(curves), 1, figsize=(7, 2.4 * len(curves)), squeeze=False)
-        for ax, key in zip(axes[:, 0], curves):
-            ax.plot(steps, [r.get(key, np.nan) for r in rows])
-            ax.set_ylabel(key.split("/")[-1])
-            ax.set_title(key, fontsize=9)
-        axes[-1, 0].set_xlabel("env steps")
-        fig.tight_layout()
-        fig.savefig(figures / "learning_curves.png", dpi=100)
-        plt.close(fig)
-        lines += ["## Learning curves", "", "![learning curves](figures/learning_curves.png)", ""]
+        lines += ["## Learning curves", ""]
+        for key in curves:
+            name = key.replace("/", "_")
+            lines.append(
+                _figure(
+                    plt,
+                    figures / f"{name}.png",
+                    key,
+                    lambda ax, key=key: (ax.plot(steps, series(key)), ax.set_xlabel("env steps")),
+                )
+            )
+        lines.append("")
+    evals = sorted({k for r in rows for k in r if k.startswith("eval/")})
+    if evals:
+        lines += ["## Equilibrium metrics over training", ""]
+        for key in evals:
+            name = key.replace("/", "_")
+            lines.append(
+                _figure(
+                    plt,
+                    figures / f"{name}.png",
+                    key,
+                    lambda ax, key=key: (ax.plot(steps, series(key), marker="."), ax.set_xlabel("env steps")),
+                )
+            )
+        lines.append("")
+
     ev = summary["evaluation"]
     lines += [
         "## Greedy policy against theory",
         "",
         "| concept | actions | profits | grid steps away |",
         "|---|---|---|---|",
+        f"| learned | {ev['final_actions']} | {ev['mean_profit']} | |",
     ]
-    lines.append(f"| learned | {ev['final_actions']} | {ev['mean_profit']} | |")
     for c in ev["comparisons"]:
         lines.append(f"| {c['concept']} | {c['actions']} | {c['profits']} | {c['grid_steps']} |")
     lines.append("")
+    facts = [f"stage Nash gap {ev['stage_nash_gap']:.4g}"]
     if "profit_gain" in ev:
-        lines += [f"Profit gain Delta = {ev['profit_gain']:.3f}; stage Nash gap {ev['stage_nash_gap']:.4g}.", ""]
+        facts.append(f"profit gain Delta = {ev['profit_gain']:.3f}")
+    if "dynamic_nash_gap" in ev:
+        facts.append(
+            f"dynamic Nash gap {ev['dynamic_nash_gap']['dynamic_nash_gap']:.4g} "
+            f"(relative {ev['dynamic_nash_gap']['relative']:.3g})"
+        )
+    lines += ["; ".join(facts) + ".", ""]
+    for c in ev.get("state_comparisons", []):
+        lines.append(
+            f"- {c['concept']} at {c['state']}: learned {c['policy_actions']} vs {c['benchmark_actions']} "
+            f"({c['max_grid_steps']} grid steps)"
+        )
+    lines.append("")
+
+    checkpoint = summary.get("checkpoint")
+    if checkpoint and Path(checkpoint).is_dir():
+        config, _ = experiment_of(checkpoint)
+        market = make_market(config["market"])
+        policy = load_policy(checkpoint, config)
+        path = play(policy, market, 40)
+        values = market.action_values(path["actions"])
+
+        def draw_paths(ax):
+            for i in range(market.n_firms):
+                ax.plot(values[:, i], label=f"firm {i}", drawstyle="steps-post")
+            ax.set_xlabel("period")
+            ax.legend(fontsize=8)
+
+        lines += [
+            "## Action paths (greedy play)",
+            "",
+            _figure(plt, figures / "action_paths.png", "greedy actions", draw_paths),
+            "",
+        ]
+        if not market.sequential and market.market_type != "capacity":
+            ir = impulse_response(policy, market, warmup=20, horizon=15)
+            after = np.array(ir["actions_after"])
+            lines += [
+                "## Impulse response to a one-period deviation",
+                "",
+                _figure(
+                    plt,
+                    figures / "impulse_response.png",
+                    "firm 0 forced to its static best response at t=0",
+                    lambda ax: (
+                        [ax.plot(after[:, i], marker="o", label=f"firm {i}") for i in range(market.n_firms)],
+                        ax.axhline(ir["pre_deviation_actions"][1], color="grey", lw=0.5),
+                        ax.set_xlabel("periods after the deviation"),
+                        ax.legend(fontsize=8),
+                    ),
+                ),
+                "",
+                f"Rivals' change next period: {ir['rival_relative_change_next_period']}; back to the "
+                f"pre-deviation actions after {ir['periods_to_return']} periods; deviation profitable: "
+                f"{ir['deviation_profitable']}.",
+                "",
+            ]
+        if market.market_type == "capacity":
+            capacity_policy_maps(policy, market, figures / "policy_maps.png")
+            lines += ["## Investment policy against the MPE", "", "![policy maps](figures/policy_maps.png)", ""]
     out = run_dir / "report.md"
     out.write_text("\n".join(lines))
     return out

@@ -1,0 +1,75 @@
+"""The experiment suite: expansion, validation before running, and the result tables."""
+
+import json
+
+import pytest
+import yaml
+
+from nashrl.experiments import expand, load_suite, run_suite
+from nashrl.markets.validation import ConfigError
+
+
+def write_suite(tmp_path, experiments, **extra):
+    suite = {
+        "output": str(tmp_path / "results.md"),
+        "raw_output": str(tmp_path / "results.json"),
+        "seeds": 2,
+        "run": [f"output_dir={tmp_path / 'runs'}", "eval_every=0"],
+        "experiments": experiments,
+        **extra,
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def test_suite_runs_and_tabulates_mean_and_spread(tmp_path):
+    path = write_suite(
+        tmp_path,
+        [
+            {
+                "name": "tiny_calvano",
+                "config": "configs/logit_bertrand_calvano_tabular_q.yaml",
+                "set": ["run.stop={iterations: 2}", "algorithm.steps_per_iteration=20000", "algorithm.beta=0.0002"],
+                "algorithms": ["tabular_q"],
+            }
+        ],
+    )
+    out = run_suite(path)
+    text = out.read_text()
+    assert "## tiny_calvano" in text and "| tabular_q | 2 |" in text
+    assert "±" in text  # two seeds: mean ± sd
+    raw = json.loads((tmp_path / "results.json").read_text())
+    assert [r["seed"] for r in raw] == [0, 1]
+    assert all("profit_gain" in r["summary"] for r in raw)
+
+
+def test_baselines_get_matched_settings_and_overrides(tmp_path):
+    path = write_suite(
+        tmp_path,
+        [{"name": "c", "config": "configs/cournot_duopoly.yaml", "algorithms": ["nash_q", "dqn", "tabular_q"]}],
+        algorithm_overrides={"dqn": ["training_intensity=null"]},
+    )
+    suite = load_suite(path)
+    runs = expand(suite, suite["experiments"][0])
+    assert [r["algorithm"]["name"] for r in runs] == ["nash_q"] * 2 + ["dqn"] * 2 + ["tabular_q"] * 2
+    dqn = runs[2]["algorithm"]
+    assert dqn["gamma"] == runs[0]["algorithm"]["gamma"] and dqn["training_intensity"] is None
+    assert [r["run"]["seed"] for r in runs[:2]] == [0, 1]
+
+
+def test_bad_suites_are_refused_before_running(tmp_path):
+    with pytest.raises(ConfigError, match="algorithms"):
+        load_suite(
+            write_suite(tmp_path, [{"name": "x", "config": "configs/cournot_duopoly.yaml", "algorithms": ["ppo"]}])
+        )
+    with pytest.raises(ConfigError, match="market.n_firms"):
+        load_suite(
+            write_suite(
+                tmp_path, [{"name": "x", "config": "configs/cournot_duopoly.yaml", "set": ["market.n_firms=1"]}]
+            )
+        )
+    with pytest.raises(ConfigError, match="algorithm.name"):  # tabular learners need a repeated game
+        load_suite(
+            write_suite(tmp_path, [{"name": "x", "config": "configs/capacity.yaml", "algorithms": ["tabular_q"]}])
+        )

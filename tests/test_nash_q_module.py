@@ -1,0 +1,112 @@
+"""The Nash-Q RLModule and learner pieces, without Ray: acting, exploration, targets, replay."""
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from nashrl.algorithms.nash_q.connectors import FIRM_INDEX, firm_index
+from nashrl.algorithms.nash_q.learner import joint_index
+from nashrl.algorithms.nash_q.module import NashQTorchRLModule
+from nashrl.algorithms.nash_q.replay import JointTransitionBuffer
+
+
+def module_with_game(game: np.ndarray, **config) -> NashQTorchRLModule:
+    """A module whose Q-values are ``game`` [N, A, A] at every state (weights zero, bias = game)."""
+    n, a = game.shape[0], game.shape[1]
+    module = NashQTorchRLModule(
+        observation_space=gym.spaces.Box(0.0, 1.0, (1,), np.float32),
+        action_space=gym.spaces.Discrete(a),
+        model_config={"action_sizes": [a] * n, "hiddens": [4], **config},
+    )
+    last = module.q_net[-1]
+    with torch.no_grad():
+        for p in module.q_net.parameters():
+            p.zero_()
+        last.bias.copy_(torch.as_tensor(game.reshape(-1), dtype=torch.float32))
+    return module
+
+
+def batch(firms):
+    return {"obs": torch.zeros(len(firms), 1), FIRM_INDEX: torch.as_tensor(firms)}
+
+
+# A 3x3 game whose unique equilibrium is (row 2, column 0).
+GAME = np.array(
+    [
+        [[1, 0, 0], [0, 1, 0], [3, 2, 2]],
+        [[2, 0, 1], [2, 1, 0], [1, 0, 0]],
+    ],
+    dtype=float,
+)
+
+
+def test_each_firm_plays_its_part_of_the_equilibrium():
+    module = module_with_game(GAME)
+    out = module.forward_inference(batch([0, 1, 0, 1]))
+    assert out["actions"].tolist() == [2, 0, 2, 0]
+
+
+def test_epsilon_exploration_decays():
+    module = module_with_game(GAME, epsilon=[[0, 1.0], [100, 0.0]])
+    torch.manual_seed(0)
+    early = module.forward_exploration(batch([0] * 400), t=0)["actions"]
+    late = module.forward_exploration(batch([0] * 400), t=1000)["actions"]
+    assert len(set(early.tolist())) == 3  # uniform random at epsilon 1
+    assert set(late.tolist()) == {2}  # pure equilibrium play at epsilon 0
+
+
+def test_boltzmann_exploration_is_noisy_best_response():
+    cold = module_with_game(GAME, exploration="boltzmann", temperature=1e-4)
+    hot = module_with_game(GAME, exploration="boltzmann", temperature=1e4)
+    torch.manual_seed(0)
+    assert set(cold.forward_exploration(batch([1] * 200), t=0)["actions"].tolist()) == {0}
+    assert len(set(hot.forward_exploration(batch([1] * 200), t=0)["actions"].tolist())) == 3
+
+
+def test_target_network_copies_and_forward_target():
+    module = module_with_game(GAME)
+    module.make_target_networks()
+    q = module.forward_target(batch([0]))["q_joint"]
+    assert torch.allclose(q[0], torch.as_tensor(GAME, dtype=torch.float32))
+    assert module.get_target_network_pairs()[0][0] is module.q_net
+
+
+def test_joint_index_is_row_major():
+    actions = torch.tensor([[0, 0], [1, 2], [2, 1]])
+    assert joint_index(actions, (3, 4)).tolist() == [0, 6, 9]
+    flat = torch.arange(12).view(3, 4).flatten()
+    assert flat[joint_index(actions, (3, 4))].tolist() == [0, 6, 9]
+
+
+def test_firm_index_parsing():
+    assert firm_index("firm_0") == 0 and firm_index("firm_12") == 12
+    for bad in ("agent_0", "firm_x", "0"):
+        try:
+            firm_index(bad)
+        except ValueError as err:
+            assert "firm_<i>" in str(err)
+        else:
+            raise AssertionError(bad)
+
+
+def test_joint_replay_ring_buffer():
+    buf = JointTransitionBuffer(capacity=5, n_firms=2, obs_dim=1, seed=0)
+    for k in range(7):
+        buf.add(
+            {
+                "obs": np.full((1, 1), k),
+                "actions": np.array([[k, k + 1]]),
+                "rewards": np.array([[k, -k]]),
+                "next_obs": np.full((1, 1), k + 1),
+                "terminated": np.zeros(1),
+            }
+        )
+    assert len(buf) == 5 and buf.added == 7
+    sample = buf.sample(50)
+    assert set(sample["obs"][:, 0].tolist()) == {2, 3, 4, 5, 6}  # the two oldest were overwritten
+    assert np.all(sample["actions"][:, 1] == sample["actions"][:, 0] + 1)
+    assert np.all(sample["next_obs"][:, 0] == sample["obs"][:, 0] + 1)
+    state = buf.get_state()
+    other = JointTransitionBuffer(capacity=5, n_firms=2, obs_dim=1)
+    other.set_state(state)
+    np.testing.assert_array_equal(other.sample(10)["obs"], buf.sample(10)["obs"])
