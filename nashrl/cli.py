@@ -41,14 +41,8 @@ def cmd_theory(args) -> int:
     return 0
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    ev = summary["evaluation"]
-    fm = summary["final_metrics"]
-    print(f"\nrun: {summary['run_dir']}\ncheckpoint: {summary['checkpoint']}")
-    print(
-        f"env steps: {int(fm.get('env_steps', 0))}, iterations: {int(fm.get('iteration', 0))}, "
-        f"wall time: {summary['wall_time_s']:.1f} s"
-    )
+def print_policy_summary(ev: dict[str, Any]) -> None:
+    """The greedy policy's outcome next to every benchmark (train and evaluate print this)."""
     print(
         f"greedy joint policy: actions {_fmt(ev['final_actions'])}, mean profits {_fmt(ev['mean_profit'])}, "
         f"stage Nash gap {ev['stage_nash_gap']:.4g}"
@@ -58,12 +52,30 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"  vs {c['concept']:<22} actions {_fmt(c['actions'])}  profits {_fmt(c['profits'])}  "
             f"grid steps away {c['grid_steps']}"
         )
+    for c in ev.get("state_comparisons", []):
+        print(f"  at {c['state']}: {c['concept']} {_fmt(c['benchmark_actions'])}, learned {_fmt(c['policy_actions'])}")
     if "profit_gain" in ev:
         print(f"  profit gain Delta = {ev['profit_gain']:.3f} (0 = Nash, 1 = joint-profit)")
+    if "dynamic_nash_gap" in ev:
+        gap = ev["dynamic_nash_gap"]
+        print(
+            f"  dynamic Nash gap (best response to rivals' policy) {gap['dynamic_nash_gap']:.4g}, "
+            f"relative {gap['relative']:.3g}"
+        )
     if "mpe_max_investment_gap" in ev:
         print(
             f"  investment vs MPE: max gap {ev['mpe_max_investment_gap']:.3g}, mean {ev['mpe_mean_investment_gap']:.3g}"
         )
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    fm = summary["final_metrics"]
+    print(f"\nrun: {summary['run_dir']}\ncheckpoint: {summary['checkpoint']}")
+    print(
+        f"env steps: {int(fm.get('env_steps', 0))}, iterations: {int(fm.get('iteration', 0))}, "
+        f"wall time: {summary['wall_time_s']:.1f} s"
+    )
+    print_policy_summary(summary["evaluation"])
 
 
 def cmd_train(args) -> int:

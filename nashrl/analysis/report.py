@@ -71,21 +71,10 @@ def _convergence_time(run_dir: Path) -> dict[str, Any] | None:
 
 
 def print_evaluation(result: dict[str, Any]) -> None:
-    from nashrl.cli import _fmt
+    from nashrl.cli import print_policy_summary
 
-    s = result["summary"]
     print(f"checkpoint: {result['checkpoint']} ({result['meta']['algorithm']} on {result['meta']['market']})")
-    print(
-        f"greedy actions {_fmt(s['final_actions'])}, mean profits {_fmt(s['mean_profit'])}, "
-        f"stage Nash gap {s['stage_nash_gap']:.4g}"
-    )
-    for c in s["comparisons"]:
-        print(
-            f"  vs {c['concept']:<22} actions {_fmt(c['actions'])} profits {_fmt(c['profits'])} "
-            f"grid steps {c['grid_steps']}"
-        )
-    if "profit_gain" in s:
-        print(f"  profit gain Delta = {s['profit_gain']:.3f}")
+    print_policy_summary(result["summary"])
     if "impulse_response" in result:
         ir = result["impulse_response"]
         print(
@@ -152,34 +141,18 @@ def write_report(run_dir: str | Path) -> Path:
     def series(key):
         return [r.get(key, np.nan) for r in rows]
 
-    curves = sorted({k for r in rows for k in r if "loss" in k or "return" in k or "mean_profit" in k})
-    if curves:
-        lines += ["## Learning curves", ""]
-        for key in curves:
-            name = key.replace("/", "_")
-            lines.append(
-                _figure(
-                    plt,
-                    figures / f"{name}.png",
-                    key,
-                    lambda ax, key=key: (ax.plot(steps, series(key)), ax.set_xlabel("env steps")),
-                )
-            )
-        lines.append("")
-    evals = sorted({k for r in rows for k in r if k.startswith("eval/")})
-    if evals:
-        lines += ["## Equilibrium metrics over training", ""]
-        for key in evals:
-            name = key.replace("/", "_")
-            lines.append(
-                _figure(
-                    plt,
-                    figures / f"{name}.png",
-                    key,
-                    lambda ax, key=key: (ax.plot(steps, series(key), marker="."), ax.set_xlabel("env steps")),
-                )
-            )
-        lines.append("")
+    def section(title: str, keys: list[str], marker: str | None) -> list[str]:
+        if not keys:
+            return []
+        out = [f"## {title}", ""]
+        for key in keys:
+            draw = lambda ax, key=key: (ax.plot(steps, series(key), marker=marker), ax.set_xlabel("env steps"))  # noqa: E731
+            out.append(_figure(plt, figures / f"{key.replace('/', '_')}.png", key, draw))
+        return out + [""]
+
+    keys = sorted({k for r in rows for k in r})
+    lines += section("Learning curves", [k for k in keys if "loss" in k or "return" in k or "mean_profit" in k], None)
+    lines += section("Equilibrium metrics over training", [k for k in keys if k.startswith("eval/")], ".")
 
     ev = summary["evaluation"]
     lines += [
