@@ -77,6 +77,8 @@ def run_suite(path: str | Path, only: list[str] | None = None) -> Path:
     suite = load_suite(path)
     results = []
     raw_path = Path(suite.get("raw_output", "docs/results.json"))
+    out = Path(suite.get("output", "docs/results.md"))
+    out.parent.mkdir(parents=True, exist_ok=True)
     for exp in suite["experiments"]:
         if only and exp["name"] not in only:
             continue
@@ -97,7 +99,7 @@ def run_suite(path: str | Path, only: list[str] | None = None) -> Path:
             print(json.dumps(headline(row)), flush=True)
             raw_path.parent.mkdir(parents=True, exist_ok=True)
             raw_path.write_text(json.dumps(results, indent=1, default=float))
-    out = Path(suite.get("output", "docs/results.md"))
+            out.write_text(markdown(suite, results))  # tables so far, if the suite is stopped early
     out.write_text(markdown(suite, results))
     return out
 
