@@ -16,10 +16,9 @@ import argparse
 import copy
 import time
 
-from ray.rllib.core.columns import Columns
-from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
+from nashrl.algorithms.nash_q.algorithm import to_train_batch
 from nashrl.algorithms.rllib_trainer import algorithm_config
 from nashrl.config import load_config, validate
 
@@ -46,21 +45,7 @@ def time_nash_q(algo, batch: int, updates: int) -> tuple[float, float, float]:
     sample_s = update_s = solver_s = 0.0
     for _ in range(updates):
         t0 = time.perf_counter()
-        b = algo.replay.sample(batch)
-        train_batch = MultiAgentBatch(
-            {
-                "nash_q": SampleBatch(
-                    {
-                        Columns.OBS: b["obs"],
-                        Columns.ACTIONS: b["actions"],
-                        Columns.REWARDS: b["rewards"],
-                        Columns.NEXT_OBS: b["next_obs"],
-                        Columns.TERMINATEDS: b["terminated"],
-                    }
-                )
-            },
-            env_steps=batch,
-        )
+        train_batch = to_train_batch(algo.replay.sample(batch))
         t1 = time.perf_counter()
         result = algo.learner_group.update(batch=train_batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 0})
         t2 = time.perf_counter()

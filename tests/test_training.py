@@ -103,7 +103,9 @@ def test_checkpoint_resume_restores_weights_and_optimizer(ray_session, tmp_path)
     from nashrl.train import save_checkpoint
 
     # Also exercises double-Q targets and Boltzmann exploration on the env runners.
-    config = small_config(tmp_path, {**NASH_Q, "double_q": True, "exploration": "boltzmann"})
+    config = small_config(
+        tmp_path, {**NASH_Q, "double_q": True, "exploration": "boltzmann", "store_buffer_in_checkpoints": True}
+    )
     first = build_trainer(config)
     for _ in range(12):
         metrics = first.train()
@@ -126,6 +128,8 @@ def test_checkpoint_resume_restores_weights_and_optimizer(ray_session, tmp_path)
         else:
             assert after[key] == value, key
     assert differs_before > 0  # the fresh trainer really was different
+    assert len(second.algo.replay) == len(first.algo.replay) > 0  # the joint replay came back too
+    np.testing.assert_array_equal(second.algo.replay.data["actions"], first.algo.replay.data["actions"])
     resumed = second.train()
     assert resumed["env_steps"] > metrics["env_steps"]  # counters continue from the checkpoint
     second.stop()

@@ -30,6 +30,18 @@ from nashrl.algorithms.nash_q.replay import JointTransitionBuffer
 MODULE_ID = "nash_q"
 
 
+def to_train_batch(sample: dict[str, np.ndarray]) -> MultiAgentBatch:
+    """A joint-replay sample as the learner's ``MultiAgentBatch`` (RLlib column names)."""
+    columns = {
+        Columns.OBS: sample["obs"],
+        Columns.ACTIONS: sample["actions"],
+        Columns.REWARDS: sample["rewards"],
+        Columns.NEXT_OBS: sample["next_obs"],
+        Columns.TERMINATEDS: sample["terminated"],
+    }
+    return MultiAgentBatch({MODULE_ID: SampleBatch(columns)}, env_steps=len(sample["obs"]))
+
+
 class NashQ(Algorithm):
     @classmethod
     def get_default_config(cls) -> NashQConfig:
@@ -59,23 +71,20 @@ class NashQ(Algorithm):
         if sampled < self.config.num_steps_sampled_before_learning_starts or len(self.replay) == 0:
             return
         for _ in range(self.config.updates_per_iteration):
-            batch = self.replay.sample(self.config.train_batch_size)
-            train_batch = MultiAgentBatch(
-                {
-                    MODULE_ID: SampleBatch(
-                        {
-                            Columns.OBS: batch["obs"],
-                            Columns.ACTIONS: batch["actions"],
-                            Columns.REWARDS: batch["rewards"],
-                            Columns.NEXT_OBS: batch["next_obs"],
-                            Columns.TERMINATEDS: batch["terminated"],
-                        }
-                    )
-                },
-                env_steps=self.config.train_batch_size,
-            )
+            train_batch = to_train_batch(self.replay.sample(self.config.train_batch_size))
             results = self.learner_group.update(batch=train_batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled})
             self.metrics.aggregate(results, key=LEARNER_RESULTS)
         self.env_runner_group.sync_weights(
             from_worker_or_learner_group=self.learner_group, policies=[MODULE_ID], inference_only=True
         )
+
+    def get_state(self, *args, **kwargs):
+        state = super().get_state(*args, **kwargs)
+        if self.config.store_buffer_in_checkpoints:
+            state["joint_replay"] = self.replay.get_state()
+        return state
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if "joint_replay" in state:
+            self.replay.set_state(state["joint_replay"])

@@ -33,8 +33,9 @@ class NashQConfig(AlgorithmConfig):
     ``[[env_step, value], ...]`` piecewise-linear schedules), ``double_q``,
     ``target_network_update_freq`` (env steps), ``tau``, ``replay_capacity``,
     ``num_steps_sampled_before_learning_starts``, ``updates_per_iteration``,
-    ``td_error_loss_fn`` (huber | mse); plus RLlib's ``lr``, ``gamma``,
-    ``train_batch_size``.
+    ``td_error_loss_fn`` (huber | mse), ``store_buffer_in_checkpoints`` (keep the joint
+    replay in checkpoints, so a resumed run samples the same data); plus RLlib's ``lr``
+    (a number or a schedule), ``gamma``, ``train_batch_size``.
     """
 
     def __init__(self, algo_class=None):
@@ -58,6 +59,7 @@ class NashQConfig(AlgorithmConfig):
         self.num_steps_sampled_before_learning_starts = 1_000
         self.updates_per_iteration = 1
         self.td_error_loss_fn = "huber"
+        self.store_buffer_in_checkpoints = False
 
     def training(
         self,
@@ -76,6 +78,7 @@ class NashQConfig(AlgorithmConfig):
         num_steps_sampled_before_learning_starts=NotProvided,
         updates_per_iteration=NotProvided,
         td_error_loss_fn=NotProvided,
+        store_buffer_in_checkpoints=NotProvided,
         rollout_fragment_length=NotProvided,
         **kwargs,
     ) -> NashQConfig:
@@ -97,6 +100,7 @@ class NashQConfig(AlgorithmConfig):
             num_steps_sampled_before_learning_starts=num_steps_sampled_before_learning_starts,
             updates_per_iteration=updates_per_iteration,
             td_error_loss_fn=td_error_loss_fn,
+            store_buffer_in_checkpoints=store_buffer_in_checkpoints,
         ).items():
             if value is not NotProvided:
                 setattr(self, key, value)
