@@ -6,8 +6,10 @@ Nash equilibria (``concept="nash"``):
 2. two players: Lemke-Howson from ``lh_starts`` labels on the games that need a
    mixed equilibrium (or on all games with ``search_mixed="always"``), verified to
    Nash gap ``<= tol`` and de-duplicated against the pure ones;
-   :math:`N \ge 3`: a regret-residual minimisation on the games without a pure
-   equilibrium, whose gap is reported;
+   :math:`N \ge 3`: on the games without a pure equilibrium, three players first get
+   the closed-form equilibria of supports with at most two actions each
+   (:mod:`~nashrl.equilibrium.small_support`); what is left gets a regret-residual
+   minimisation whose gap is reported;
 3. :mod:`~nashrl.equilibrium.selection` picks one candidate per game.
 
 A game left without a candidate within ``tol`` gets the best approximation found and
@@ -32,6 +34,7 @@ from nashrl.equilibrium.mixed import approximate_equilibrium
 from nashrl.equilibrium.payoffs import as_payoff_tensor, expected_payoffs, nash_gap, values_and_gap
 from nashrl.equilibrium.pure import pure_equilibrium_mask
 from nashrl.equilibrium.selection import SELECTIONS, select
+from nashrl.equilibrium.small_support import small_support_equilibria
 from nashrl.equilibrium.support import support_enumeration
 
 CONCEPTS = ("nash", "correlated", "maximin")
@@ -257,10 +260,23 @@ def solve(
 
 
 def _mixed_candidates_n_player(game, need, tol, iters):
+    """Three players: closed-form small supports first; the residual descent takes what is left."""
     rows = torch.nonzero(need).squeeze(1)
     if rows.numel() == 0:
         return [], None
-    approx, approx_gap = approximate_equilibrium(game[rows], iters=iters)
+    sub = game[rows]
+    if game.shape[1] == 3:
+        approx, approx_gap = small_support_equilibria(sub, tol=tol)
+    else:
+        approx = [sub.new_zeros(sub.shape[0], n) for n in sub.shape[2:]]
+        approx_gap = sub.new_full((sub.shape[0],), float("inf"))
+    left = torch.nonzero(approx_gap > tol).squeeze(1)
+    if left.numel() > 0:
+        descent, descent_gap = approximate_equilibrium(sub[left], iters=iters)
+        better = descent_gap < approx_gap[left]
+        for s, d in zip(approx, descent):
+            s[left[better]] = d[better]
+        approx_gap[left[better]] = descent_gap[better]
     b = game.shape[0]
     strategies = []
     for s in approx:
