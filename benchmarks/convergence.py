@@ -109,7 +109,7 @@ def main() -> None:
             steps = [r["reached_steps"] for r in ok]
             walls = [r["reached_wall_s"] for r in ok]
             step_txt = f"{statistics.median(steps):,.0f}, {max(steps):,.0f}" if steps else "-"
-            wall_txt = f"{statistics.median(walls):.1f}" if walls else "-"
+            wall_txt = f"{statistics.median(walls):.3g}" if walls else "-"
             dists = ", ".join(str(r["final_distance"]) for r in rows)
             print(f"| {name} | {algo} | {len(ok)}/{len(rows)} | {step_txt} | {wall_txt} | {dists} |")
 
