@@ -80,14 +80,12 @@ def _best_in_chunk(game: torch.Tensor, pair_ids: list[torch.Tensor], tol: float)
     games, triples, roots = torch.nonzero(ok, as_tuple=True)
     if games.numel() == 0:
         return best, gap
-    strategies = []
-    for prob, pairs, n in zip((p, q, r), pair_ids, sizes):
-        w = prob[games, triples, roots].clamp(0.0, 1.0)
-        x = game.new_zeros(len(w), n)
-        x[torch.arange(len(w)), pairs[triples, 0]] = w
-        x[torch.arange(len(w)), pairs[triples, 1]] += 1.0 - w
-        strategies.append(x)
-    cand_gap = _candidate_gap(game, games, strategies)
+    # Two-point weights (w, 1 - w) on each player's support pair, per candidate.
+    weights = [torch.stack([v[games, triples, roots].clamp(0.0, 1.0)] * 2, 1) for v in (p, q, r)]
+    for w in weights:
+        w[:, 1] = 1.0 - w[:, 0]
+    supports = [pairs[triples] for pairs in pair_ids]  # each [C, 2]
+    cand_gap = _candidate_gap(game, games, supports, weights)
     # Each game's smallest-gap candidate: sort by gap, then (stably) by game.
     by_gap = torch.argsort(cand_gap, stable=True)
     order = by_gap[torch.argsort(games[by_gap], stable=True)]
@@ -95,26 +93,38 @@ def _best_in_chunk(game: torch.Tensor, pair_ids: list[torch.Tensor], tol: float)
     head = torch.ones_like(sorted_games, dtype=torch.bool)
     head[1:] = sorted_games[1:] != sorted_games[:-1]
     chosen = order[head]
-    gap[games[chosen]] = cand_gap[chosen]
-    for s, x in zip(best, strategies):
-        s[games[chosen]] = x[chosen]
+    rows = games[chosen]
+    gap[rows] = cand_gap[chosen]
+    for s, w, supp in zip(best, weights, supports):
+        s[rows] = 0.0
+        s[rows.unsqueeze(1), supp[chosen]] = w[chosen]
     return best, gap
 
 
-def _candidate_gap(game: torch.Tensor, games: torch.Tensor, xs: list[torch.Tensor], block: int = 4096) -> torch.Tensor:
-    """Nash gap of candidate profiles ``xs`` (``[C, A_i]``) in games ``game[games]``."""
-    out = []
-    for s in range(0, len(games), block):
-        g = game[games[s : s + block]]
-        x1, x2, x3 = (x[s : s + block] for x in xs)
-        devs = (
-            torch.einsum("cijk,cj,ck->ci", g[:, 0], x2, x3),
-            torch.einsum("cijk,ci,ck->cj", g[:, 1], x1, x3),
-            torch.einsum("cijk,ci,cj->ck", g[:, 2], x1, x2),
-        )
-        gaps = [d.amax(1) - (d * x).sum(1) for d, x in zip(devs, (x1, x2, x3))]
-        out.append(torch.stack(gaps, 1).amax(1).clamp_min(0.0))
-    return torch.cat(out)
+def _candidate_gap(
+    game: torch.Tensor, games: torch.Tensor, supports: list[torch.Tensor], weights: list[torch.Tensor]
+) -> torch.Tensor:
+    r"""Nash gap of candidates playing ``weights[i]`` (``[C, 2]``) on ``supports[i]`` in ``game[games]``.
+
+    Player 1's payoff from each pure action is :math:`\sum_{j, k} w_2(j) w_3(k) u_1(\cdot, j, k)`
+    over the rivals' two-action supports only, so each candidate reads 4 payoffs per action
+    rather than the whole game.
+    """
+    s1, s2, s3 = supports
+    c = torch.arange(len(games), device=game.device)
+    g = games.view(-1, 1, 1, 1)
+    a1, a2, a3 = (torch.arange(n, device=game.device).view(1, -1, 1, 1) for n in game.shape[2:])
+    # Index tensors broadcast to [C, A_i, 2, 2]: (candidate, own action, rival support slots).
+    d1 = game[g, 0, a1, s2[:, None, :, None], s3[:, None, None, :]]
+    d2 = game[g, 1, s1[:, None, :, None], a2, s3[:, None, None, :]]
+    d3 = game[g, 2, s1[:, None, :, None], s2[:, None, None, :], a3]
+    w1, w2, w3 = weights
+    devs = [
+        (d * (u[:, None, :, None] * v[:, None, None, :])).sum((2, 3))
+        for d, u, v in ((d1, w2, w3), (d2, w1, w3), (d3, w1, w2))
+    ]
+    gaps = [d.amax(1) - (d[c.unsqueeze(1), supp] * w).sum(1) for d, supp, w in zip(devs, supports, weights)]
+    return torch.stack(gaps, 1).amax(1).clamp_min(0.0)
 
 
 def _bilinear(d: torch.Tensor) -> tuple[torch.Tensor, ...]:
