@@ -192,6 +192,20 @@ def test_small_support_closed_form_on_random_three_player_games():
     assert int(solved.sum()) >= 0.9 * len(games)
 
 
+@pytest.mark.parametrize("players", [2, 3])
+def test_dedupe_solves_each_distinct_game_once_with_the_same_answer(players):
+    gen = torch.Generator().manual_seed(7)
+    distinct = torch.rand(5, players, *([4] * players), generator=gen, dtype=torch.float64)
+    index = torch.tensor([3, 0, 3, 3, 1, 4, 2, 0, 3])
+    batch = distinct[index]
+    plain, shared = solve(batch), solve(batch, dedupe=True)
+    for a, b in zip(plain.strategies, shared.strategies):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(plain.values, shared.values)
+    assert torch.equal(plain.solved, shared.solved)
+    assert torch.equal(plain.n_equilibria, shared.n_equilibria)
+
+
 def test_three_player_matching_pennies_mixed():
     # Jordan's 3-player matching pennies: unique equilibrium, everyone mixes 50/50.
     g = np.zeros((3, 2, 2, 2))

@@ -38,18 +38,27 @@ same check that defines an equilibrium.
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 
 import torch
 
 _SLACK = 1e-9
+_CASES = 8  # two roots of the full-mixing quadratic and six one-pure cases per support profile
+MAX_SUPPORT_PROFILES = 50_000  # callers skip larger games (9 actions each: 46,656 profiles)
+
+
+def n_support_profiles(sizes: tuple[int, ...]) -> int:
+    """Number of support profiles with two actions per player: :math:`\\prod_i \\binom{A_i}{2}`."""
+    return math.prod(n * (n - 1) // 2 for n in sizes)
 
 
 def small_support_equilibria(
-    payoffs: torch.Tensor, *, tol: float = 1e-6, chunk: int = 128
+    payoffs: torch.Tensor, *, tol: float = 1e-6, max_candidates: int = 1_000_000
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Best small-support profile of each three-player game ``[B, 3, A_1, A_2, A_3]``.
 
+    Games are processed in chunks of about ``max_candidates`` candidates (memory bound).
     Returns ``(strategies, gap)``: per player ``[B, A_i]`` and the Nash gap ``[B]`` of
     the profile with the smallest gap among all candidates (``inf`` and uniform
     strategies where a game has no candidate at all; callers check ``gap <= tol``).
@@ -64,6 +73,7 @@ def small_support_equilibria(
     pairs = [torch.tensor(list(combinations(range(n), 2)), device=payoffs.device) for n in sizes]
     grids = torch.meshgrid(*[torch.arange(len(p), device=payoffs.device) for p in pairs], indexing="ij")
     pair_ids = [pairs[i][grids[i].reshape(-1)] for i in range(3)]  # each [T, 2]
+    chunk = max(1, max_candidates // (_CASES * len(pair_ids[0])))
     parts = [_best_in_chunk(payoffs[s : s + chunk], pair_ids, tol) for s in range(0, payoffs.shape[0], chunk)]
     strategies = [torch.cat([p[0][i] for p in parts]) for i in range(3)]
     return strategies, torch.cat([p[1] for p in parts])

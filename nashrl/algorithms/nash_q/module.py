@@ -74,7 +74,13 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         return self._q(self._target_q_net, obs)
 
     def solve_stage_games(self, q: torch.Tensor) -> StageGameSolution:
-        return solve(q.detach().double(), concept=self.concept, selection=self.selection, backend=self.solver_backend)
+        return solve(
+            q.detach().double(),
+            concept=self.concept,
+            selection=self.selection,
+            backend=self.solver_backend,
+            dedupe=True,
+        )
 
     # ----- acting -----
     def _own_strategy(self, q: torch.Tensor, firm: torch.Tensor) -> tuple[StageGameSolution, torch.Tensor]:
