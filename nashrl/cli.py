@@ -129,7 +129,7 @@ def cmd_report(args) -> int:
 def cmd_suite(args) -> int:
     from nashrl.experiments import run_suite
 
-    path = run_suite(args.suite, only=args.only)
+    path = run_suite(args.suite, only=args.only, resume=args.resume)
     print(f"results written to {path}")
     return 0
 
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("suite", help="run an experiment suite and write its result tables")
     p.add_argument("suite", help="suite YAML, e.g. configs/experiments/suite.yaml")
     p.add_argument("--only", nargs="+", help="run only these experiments (by name)")
+    p.add_argument("--resume", action="store_true", help="keep the runs in the raw output and run the rest")
     p.set_defaults(func=cmd_suite)
 
     p = sub.add_parser("report", help="write a Markdown report with figures for a run directory")

@@ -70,19 +70,27 @@ def expand(suite: dict[str, Any], exp: dict[str, Any]) -> list[dict[str, Any]]:
     return runs
 
 
-def run_suite(path: str | Path, only: list[str] | None = None) -> Path:
+def run_suite(path: str | Path, only: list[str] | None = None, resume: bool = False) -> Path:
+    """Run every (experiment, algorithm, seed) of the suite and write its tables.
+
+    With ``resume``, the runs already in the suite's raw output are kept and skipped, so an
+    interrupted suite continues where it stopped.
+    """
     from nashrl.analysis.report import evaluate_checkpoint
     from nashrl.train import run_training
 
     suite = load_suite(path)
-    results = []
     raw_path = Path(suite.get("raw_output", "docs/results.json"))
     out = Path(suite.get("output", "docs/results.md"))
     out.parent.mkdir(parents=True, exist_ok=True)
+    results = _previous_results(raw_path) if resume else []
+    done = {(r["experiment"], r["algorithm"], r["seed"]) for r in results}
     for exp in suite["experiments"]:
         if only and exp["name"] not in only:
             continue
         for config in expand(suite, exp):
+            if (exp["name"], config["algorithm"]["name"], config["run"]["seed"]) in done:
+                continue
             started = time.time()
             summary = run_training(validate(config), quiet=True)
             evaluation = evaluate_checkpoint(summary["checkpoint"], steps=config["run"]["evaluation_steps"])
@@ -102,6 +110,19 @@ def run_suite(path: str | Path, only: list[str] | None = None) -> Path:
             out.write_text(markdown(suite, results))  # tables so far, if the suite is stopped early
     out.write_text(markdown(suite, results))
     return out
+
+
+def _previous_results(raw_path: Path) -> list[dict[str, Any]]:
+    if not raw_path.exists():
+        return []
+    try:
+        results = json.loads(raw_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{raw_path}: cannot resume, the raw results are not valid JSON ({err})") from None
+    keys = ("experiment", "algorithm", "seed", "summary")
+    if not isinstance(results, list) or not all(isinstance(r, dict) and all(k in r for k in keys) for r in results):
+        raise ConfigError(f"{raw_path}: cannot resume, expected a list of runs with keys {list(keys)}")
+    return results
 
 
 def headline(row: dict[str, Any]) -> dict[str, Any]:

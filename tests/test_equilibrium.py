@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from nashrl.equilibrium import (
+    SolutionCache,
     correlated_equilibrium,
     lemke_howson,
     maximin,
@@ -204,6 +205,22 @@ def test_dedupe_solves_each_distinct_game_once_with_the_same_answer(players):
     torch.testing.assert_close(plain.values, shared.values)
     assert torch.equal(plain.solved, shared.solved)
     assert torch.equal(plain.n_equilibria, shared.n_equilibria)
+
+
+def test_solution_cache_returns_what_solve_returns_and_counts_hits():
+    gen = torch.Generator().manual_seed(8)
+    distinct = torch.rand(6, 2, 3, 4, generator=gen, dtype=torch.float64)
+    cache = SolutionCache(max_games=5, selection="utilitarian")
+    for index in ([0, 1, 1, 2], [2, 0, 3, 3], [4, 5, 0, 1, 2]):  # the last batch overflows: bank refilled
+        batch = distinct[torch.tensor(index)]
+        got, want = cache(batch), solve(batch, selection="utilitarian")
+        for a, b in zip(got.strategies, want.strategies):
+            torch.testing.assert_close(a, b)
+        torch.testing.assert_close(got.values, want.values)
+        torch.testing.assert_close(got.nash_gap, want.nash_gap)
+        assert torch.equal(got.solved, want.solved) and torch.equal(got.n_equilibria, want.n_equilibria)
+    # first batch: 3 new; second: 2, 0 seen -> 1 new (3); third: 4 + 2 > 5 -> refill with 5 distinct
+    assert (cache.misses, cache.hits) == (3 + 1 + 5, 1 + 3 + 0)
 
 
 def test_three_player_matching_pennies_mixed():

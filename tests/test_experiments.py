@@ -43,6 +43,15 @@ def test_suite_runs_and_tabulates_mean_and_spread(tmp_path):
     assert [r["seed"] for r in raw] == [0, 1]
     assert all("profit_gain" in r["summary"] for r in raw)
 
+    # Resume: seed 0 kept from the raw output, seed 1 run again (here: dropped first).
+    (tmp_path / "results.json").write_text(json.dumps(raw[:1]))
+    run_suite(path, resume=True)
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again[0] == raw[0] and [r["seed"] for r in again] == [0, 1]
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot resume"):
+        run_suite(path, resume=True)
+
 
 def test_baselines_get_matched_settings_and_overrides(tmp_path):
     path = write_suite(

@@ -3,6 +3,7 @@
 Entry point: :func:`nashrl.equilibrium.solve`.
 """
 
+from nashrl.equilibrium.cache import SolutionCache
 from nashrl.equilibrium.lemke_howson import lemke_howson
 from nashrl.equilibrium.lp import correlated_equilibrium, maximin
 from nashrl.equilibrium.payoffs import (
@@ -18,6 +19,7 @@ from nashrl.equilibrium.solver import CONCEPTS, StageGameSolution, solve
 __all__ = [
     "CONCEPTS",
     "SELECTIONS",
+    "SolutionCache",
     "StageGameSolution",
     "as_payoff_tensor",
     "correlated_equilibrium",

@@ -30,7 +30,7 @@ from ray.rllib.utils.schedules.scheduler import Scheduler
 from torch import nn
 
 from nashrl.algorithms.nash_q.connectors import FIRM_INDEX
-from nashrl.equilibrium import StageGameSolution, deviation_payoffs, solve
+from nashrl.equilibrium import SolutionCache, StageGameSolution, deviation_payoffs
 
 Q_JOINT = "q_joint"
 
@@ -55,6 +55,8 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         self.concept: str = cfg.get("solution_concept", "nash")
         self.selection: str = cfg.get("selection", "pareto")
         self.solver_backend: str = cfg.get("solver_backend", "auto")
+        # Games recur (same states, weights unchanged between syncs/target updates): memoise.
+        self._solutions = SolutionCache(concept=self.concept, selection=self.selection, backend=self.solver_backend)
         self.exploration: str = cfg.get("exploration", "epsilon")
         self.epsilon_schedule = Scheduler(cfg.get("epsilon", [(0, 1.0), (10_000, 0.05)]), framework="torch")
         self.temperature_schedule = Scheduler(cfg.get("temperature", [(0, 1.0), (10_000, 0.01)]), framework="torch")
@@ -74,13 +76,7 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         return self._q(self._target_q_net, obs)
 
     def solve_stage_games(self, q: torch.Tensor) -> StageGameSolution:
-        return solve(
-            q.detach().double(),
-            concept=self.concept,
-            selection=self.selection,
-            backend=self.solver_backend,
-            dedupe=True,
-        )
+        return self._solutions(q.detach().double())
 
     # ----- acting -----
     def _own_strategy(self, q: torch.Tensor, firm: torch.Tensor) -> tuple[StageGameSolution, torch.Tensor]:
