@@ -7,7 +7,9 @@ DQN updates each firm's module on B of its own transitions, Nash-Q one module on
 transitions with every firm's target). The replay buffers are filled first, then
 ``learner_group.update`` is timed alone (buffer sampling excluded, reported apart). Prints
 the mean time per update, the Nash-Q/DQN ratio, and the part of Nash-Q's update spent in
-the stage-game solver.
+the stage-game solver. ``--no-cache`` empties Nash-Q's solution cache before every update,
+so every distinct next-state game of the batch is solved (the cost in markets whose states
+rarely repeat).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-from nashrl.algorithms.nash_q.algorithm import to_train_batch
+from nashrl.algorithms.nash_q.algorithm import MODULE_ID, to_train_batch
 from nashrl.algorithms.rllib_trainer import algorithm_config
 from nashrl.config import load_config, validate
 
@@ -41,9 +43,12 @@ def build(config: dict, name: str, batch: int):
             return algo
 
 
-def time_nash_q(algo, batch: int, updates: int) -> tuple[float, float, float]:
+def time_nash_q(algo, batch: int, updates: int, cache: bool = True) -> tuple[float, float, float]:
     sample_s = update_s = solver_s = 0.0
+    solutions = algo.learner_group._learner.module[MODULE_ID].unwrapped()._solutions
     for _ in range(updates):
+        if not cache:
+            solutions._clear()
         t0 = time.perf_counter()
         train_batch = to_train_batch(algo.replay.sample(batch))
         t1 = time.perf_counter()
@@ -73,6 +78,7 @@ def main() -> None:
     parser.add_argument("--config", default="configs/cournot_duopoly.yaml")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--updates", type=int, default=100)
+    parser.add_argument("--no-cache", action="store_true", help="solve every next-state game at every update")
     args = parser.parse_args()
 
     import ray
@@ -84,13 +90,14 @@ def main() -> None:
     config = load_config(args.config)
     nash = build(config, "nash_q", args.batch)
     time_nash_q(nash, args.batch, 5)  # warm-up
-    n_sample, n_update, n_solver = time_nash_q(nash, args.batch, args.updates)
+    n_sample, n_update, n_solver = time_nash_q(nash, args.batch, args.updates, cache=not args.no_cache)
     nash.stop()
     dqn = build(config, "dqn", args.batch)
     time_dqn(dqn, args.batch, 5)
     d_sample, d_update = time_dqn(dqn, args.batch, args.updates)
     dqn.stop()
-    print(f"market {config['market']['type']}, batch {args.batch}, {args.updates} updates each\n")
+    cache = "off: every next-state game solved" if args.no_cache else "on"
+    print(f"market {config['market']['type']}, batch {args.batch}, {args.updates} updates each, cache {cache}\n")
     print("| | learner update (ms) | replay sample (ms) | of which equilibrium targets (ms) |")
     print("|---|---:|---:|---:|")
     print(f"| Deep Nash-Q | {1e3 * n_update:.2f} | {1e3 * n_sample:.2f} | {1e3 * n_solver:.2f} |")
