@@ -81,11 +81,18 @@ def test_cli_reports_config_errors_without_starting_ray(tmp_path, capsys):
 def test_every_shipped_config_is_valid_and_has_theory(capsys):
     from pathlib import Path
 
-    configs = sorted(Path("configs").rglob("*.yaml"))
+    from nashrl.experiments import expand, load_suite
+
+    configs = sorted(Path("configs").glob("*.yaml"))
     assert configs
     for path in configs:
         config = load_config(path)
         assert validate(config)["algorithm"]["name"]
+    suites = sorted(Path("configs/experiments").glob("*.yaml"))
+    assert suites
+    for path in suites:  # every run of every shipped suite expands to a valid config
+        suite = load_suite(path)
+        assert all(validate(c) for exp in suite["experiments"] for c in expand(suite, exp))
     assert main(["theory", "configs/cournot_duopoly.yaml", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     nash = next(r for r in out["benchmarks"] if r["concept"] == "nash")
