@@ -136,7 +136,7 @@ def bench_nashrl(payoffs: torch.Tensor):
         best = min(best, time.perf_counter() - start)
     failed = int((~sol.solved).sum())
     return {
-        "name": "nashrl solve (pure mask + " + ("LH)" if payoffs.shape[1] == 2 else "mixed descent)"),
+        "name": "nashrl solve (pure mask + " + ("LH)" if payoffs.shape[1] == 2 else "small supports + descent)"),
         "games_per_s": len(payoffs) / best,
         "failed": failed,
         "of": len(payoffs),
