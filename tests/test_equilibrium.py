@@ -181,7 +181,7 @@ def test_small_support_closed_form_on_random_three_player_games():
     gen = torch.Generator().manual_seed(6)
     games = torch.rand(400, 3, 5, 4, 3, generator=gen, dtype=torch.float64)
     games = games[~pure_equilibrium_mask(games).flatten(1).any(1)]
-    strategies, gap = small_support_equilibria(games, tol=1e-6)
+    strategies, gap = small_support_equilibria(games)
     # The reported gap is the true gap of the returned profile, and every profile is a
     # distribution supported on at most two actions per player.
     solved = gap <= 1e-6

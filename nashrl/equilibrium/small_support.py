@@ -30,10 +30,11 @@ where one player is pure and the other two mix over two actions are the same
 equations with that player's probability fixed at 0 or 1; each is linear in the
 remaining two unknowns.
 
-Every root with :math:`p, q, r \in [0, 1]` is a candidate; a candidate is kept only
-if its Nash gap on the whole game (deviations outside the supports included) is at
-most ``tol``, so degenerate supports and numerical accidents are filtered by the
-same check that defines an equilibrium.
+Every root with :math:`p, q, r \in [0, 1]` is a candidate, scored by its Nash gap on
+the whole game (deviations outside the supports included); each game returns its
+smallest-gap candidate, and the caller accepts it only if that gap is within its
+tolerance, so degenerate supports and numerical accidents are filtered by the same
+check that defines an equilibrium.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def n_support_profiles(sizes: tuple[int, ...]) -> int:
 
 
 def small_support_equilibria(
-    payoffs: torch.Tensor, *, tol: float = 1e-6, max_candidates: int = 1_000_000
+    payoffs: torch.Tensor, *, max_candidates: int = 1_000_000
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Best small-support profile of each three-player game ``[B, 3, A_1, A_2, A_3]``.
 
@@ -74,12 +75,12 @@ def small_support_equilibria(
     grids = torch.meshgrid(*[torch.arange(len(p), device=payoffs.device) for p in pairs], indexing="ij")
     pair_ids = [pairs[i][grids[i].reshape(-1)] for i in range(3)]  # each [T, 2]
     chunk = max(1, max_candidates // (_CASES * len(pair_ids[0])))
-    parts = [_best_in_chunk(payoffs[s : s + chunk], pair_ids, tol) for s in range(0, payoffs.shape[0], chunk)]
+    parts = [_best_in_chunk(payoffs[s : s + chunk], pair_ids) for s in range(0, payoffs.shape[0], chunk)]
     strategies = [torch.cat([p[0][i] for p in parts]) for i in range(3)]
     return strategies, torch.cat([p[1] for p in parts])
 
 
-def _best_in_chunk(game: torch.Tensor, pair_ids: list[torch.Tensor], tol: float):
+def _best_in_chunk(game: torch.Tensor, pair_ids: list[torch.Tensor]):
     p, q, r = _candidate_probabilities(game, pair_ids)  # each [B, T, K]
     inside = [(v >= -_SLACK) & (v <= 1 + _SLACK) for v in (p, q, r)]
     ok = inside[0] & inside[1] & inside[2] & torch.isfinite(p) & torch.isfinite(q) & torch.isfinite(r)

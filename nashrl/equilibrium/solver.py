@@ -287,7 +287,7 @@ def _mixed_candidates_n_player(game, need, tol, iters):
         return [], None
     sub = game[rows]
     if game.shape[1] == 3 and n_support_profiles(tuple(game.shape[2:])) <= MAX_SUPPORT_PROFILES:
-        approx, approx_gap = small_support_equilibria(sub, tol=tol)
+        approx, approx_gap = small_support_equilibria(sub)
     else:
         approx = [sub.new_zeros(sub.shape[0], n) for n in sub.shape[2:]]
         approx_gap = sub.new_full((sub.shape[0],), float("inf"))
