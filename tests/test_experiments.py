@@ -34,10 +34,12 @@ def test_suite_runs_and_tabulates_mean_and_spread(tmp_path):
                 "algorithms": ["tabular_q"],
             }
         ],
+        notes="Budgets scaled to a test.",
     )
     out = run_suite(path)
     text = out.read_text()
     assert "## tiny_calvano" in text and "| tabular_q | 2 |" in text
+    assert "Budgets scaled to a test." in text
     assert "±" in text  # two seeds: mean ± sd
     raw = json.loads((tmp_path / "results.json").read_text())
     assert [r["seed"] for r in raw] == [0, 1]
