@@ -77,6 +77,23 @@ def test_nash_q_end_to_end_learns_cournot_nash(ray_session, tmp_path):
     assert meta["algorithm"] == "nash_q" and meta["env_steps"] >= 3000
 
 
+def test_nash_q_learns_the_stackelberg_subgame_perfect_outcome(ray_session, tmp_path):
+    # Backward induction through the targets: the shipped config (16k env steps, ~30 s) ends
+    # within one grid step of the grid's subgame-perfect outcome (4.8, 2.0), not at Cournot.
+    from nashrl.config import load_config
+    from nashrl.train import run_training
+
+    config = load_config(
+        "configs/stackelberg.yaml",
+        ["run.seed=0", f"run.output_dir={tmp_path}", "run.checkpoint_every=0", "run.progress=false"],
+    )
+    ev = run_training(config, quiet=True)["evaluation"]
+    spe = next(c for c in ev["comparisons"] if c["concept"] == "grid_subgame_perfect")
+    cournot = next(c for c in ev["comparisons"] if c["concept"] == "cournot_nash")
+    assert spe["max_grid_steps"] <= 1, ev
+    assert cournot["max_grid_steps"] >= 2, ev
+
+
 def _learner_state(trainer):
     state = trainer.module_state()["learner"]
     weights = state["rl_module"]["nash_q"]
