@@ -48,7 +48,7 @@ def time_nash_q(algo, batch: int, updates: int, cache: bool = True) -> tuple[flo
     solutions = algo.learner_group._learner.module[MODULE_ID].unwrapped()._solutions
     for _ in range(updates):
         if not cache:
-            solutions._clear()
+            solutions.clear()
         t0 = time.perf_counter()
         train_batch = to_train_batch(algo.replay.sample(batch))
         t1 = time.perf_counter()

@@ -194,12 +194,14 @@ def test_small_support_closed_form_on_random_three_player_games():
 
 
 @pytest.mark.parametrize("players", [2, 3])
-def test_dedupe_solves_each_distinct_game_once_with_the_same_answer(players):
+def test_cache_solves_repeated_games_once_with_the_same_answer(players):
     gen = torch.Generator().manual_seed(7)
     distinct = torch.rand(5, players, *([4] * players), generator=gen, dtype=torch.float64)
     index = torch.tensor([3, 0, 3, 3, 1, 4, 2, 0, 3])
     batch = distinct[index]
-    plain, shared = solve(batch), solve(batch, dedupe=True)
+    cache = SolutionCache()
+    plain, shared = solve(batch), cache(batch)
+    assert (cache.misses, cache.hits) == (5, 4)
     for a, b in zip(plain.strategies, shared.strategies):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(plain.values, shared.values)

@@ -4,8 +4,9 @@ Acting solves the Q stage game at every step, and learner targets solve the targ
 network's stage games at every next state of every batch. Between weight syncs (acting)
 and between target-network updates (targets) the same games come back again and again,
 most of all in markets with few states (``memory: 0`` has one). :class:`SolutionCache`
-keys each game by its exact payoff bytes, so a hit is the very solution ``solve`` would
-return and a changed network simply produces new keys.
+keys each game by its exact payoff bytes, so a batch's repeated games are solved once, a
+hit is the very solution ``solve`` would return, and a changed network simply produces
+new keys.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ class SolutionCache:
         self.options = options
         self.hits = 0
         self.misses = 0
-        self._clear()
+        self.clear()
 
-    def _clear(self) -> None:
+    def clear(self) -> None:
+        """Forget every stored solution."""
         self._rows: dict[bytes, int] = {}
         self._bank: dict[str, torch.Tensor] | None = None
 
@@ -41,7 +43,7 @@ class SolutionCache:
         keys = [row.tobytes() for row in flat]
         new = list(dict.fromkeys(k for k in keys if k not in self._rows))
         if len(self._rows) + len(new) > self.max_games:
-            self._clear()
+            self.clear()
             new = list(dict.fromkeys(keys))
         self.misses += len(new)
         self.hits += len(keys) - len(new)

@@ -92,9 +92,10 @@ def _best_in_chunk(game: torch.Tensor, pair_ids: list[torch.Tensor]):
     if games.numel() == 0:
         return best, gap
     # Two-point weights (w, 1 - w) on each player's support pair, per candidate.
-    weights = [torch.stack([v[games, triples, roots].clamp(0.0, 1.0)] * 2, 1) for v in (p, q, r)]
-    for w in weights:
-        w[:, 1] = 1.0 - w[:, 0]
+    weights = []
+    for v in (p, q, r):
+        w = v[games, triples, roots].clamp(0.0, 1.0)
+        weights.append(torch.stack([w, 1.0 - w], 1))
     supports = [pairs[triples] for pairs in pair_ids]  # each [C, 2]
     cand_gap = _candidate_gap(game, games, supports, weights)
     # Each game's smallest-gap candidate: sort by gap, then (stably) by game.

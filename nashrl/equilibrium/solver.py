@@ -73,17 +73,6 @@ class StageGameSolution:
     def n_unsolved(self) -> int:
         return int((~self.solved).sum())
 
-    def take(self, index: torch.Tensor) -> StageGameSolution:
-        """The solutions of games ``index`` (e.g. to spread the solutions of distinct games back)."""
-        return StageGameSolution(
-            strategies=[s[index] for s in self.strategies],
-            values=self.values[index],
-            nash_gap=self.nash_gap[index],
-            solved=self.solved[index],
-            n_equilibria=self.n_equilibria[index],
-            correlation=None if self.correlation is None else self.correlation[index],
-        )
-
     def to_numpy(self) -> dict[str, object]:
         return {
             "strategies": [s.cpu().numpy() for s in self.strategies],
@@ -200,7 +189,6 @@ def solve(
     search_mixed: str = "auto",
     backend: str = "auto",
     mixed_iters: int = 400,
-    dedupe: bool = False,
 ) -> StageGameSolution:
     """Solve every game of ``payoffs`` ``[B, N, A_1, ..., A_N]`` and select one solution each.
 
@@ -217,18 +205,10 @@ def solve(
             enumeration (small action sets only).
         backend: Lemke-Howson kernel, see :func:`~nashrl.equilibrium.lemke_howson`.
         mixed_iters: :math:`N \\ge 3`: optimisation steps of the mixed approximation.
-        dedupe: solve each distinct game once and share its solution (training batches
-            repeat next states, and a market with ``memory: 0`` has a single one).
     """
     _check_options(concept, selection, tol, lh_starts, search_mixed)
     game = as_payoff_tensor(payoffs)
     b, n_players = game.shape[:2]
-    if dedupe and b > 1:
-        distinct, inverse = torch.unique(game.flatten(1), dim=0, return_inverse=True)
-        if len(distinct) < b:
-            options = dict(concept=concept, selection=selection, tol=tol, lh_starts=lh_starts)
-            options.update(search_mixed=search_mixed, backend=backend, mixed_iters=mixed_iters)
-            return solve(distinct.view(-1, *game.shape[1:]), **options).take(inverse)
     sizes = tuple(game.shape[2:])
     if concept == "correlated":
         joint, values = correlated_equilibrium(game)
