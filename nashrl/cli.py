@@ -54,8 +54,14 @@ def print_policy_summary(ev: dict[str, Any]) -> None:
         )
     for c in ev.get("state_comparisons", []):
         print(f"  at {c['state']}: {c['concept']} {_fmt(c['benchmark_actions'])}, learned {_fmt(c['policy_actions'])}")
-    if "profit_gain" in ev:
-        print(f"  profit gain Delta = {ev['profit_gain']:.3f} (0 = Nash, 1 = joint-profit)")
+    if ev.get("profit_gain") is not None:
+        per_firm = ", ".join("-" if d is None else f"{d:.3f}" for d in ev.get("profit_gain_per_firm", []))
+        print(
+            f"  profit gain Delta = {ev['profit_gain']:.3f} on firm-average profits "
+            f"(0 = Nash, 1 = joint-profit); per firm ({per_firm})"
+        )
+    elif "profit_gain_note" in ev:
+        print(f"  profit gain Delta {ev['profit_gain_note']}")
     if "dynamic_nash_gap" in ev:
         gap = ev["dynamic_nash_gap"]
         print(

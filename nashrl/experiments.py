@@ -140,7 +140,7 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
     nash = next((c for c in s["comparisons"] if c["concept"] in ("nash", "grid_subgame_perfect")), None)
     if nash:
         out["grid_steps_to_nash"] = nash["max_grid_steps"]
-    if "profit_gain" in s:
+    if s.get("profit_gain") is not None:
         out["profit_gain"] = s["profit_gain"]
     if "state_comparisons" in s:
         out["mean_grid_steps_to_state_nash"] = statistics.mean(c["max_grid_steps"] for c in s["state_comparisons"])

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from nashrl.analysis.best_response import dynamic_nash_gap
-from nashrl.analysis.evaluation import play, summarize
+from nashrl.analysis.evaluation import play, scalar_metrics, summarize
 from nashrl.analysis.impulse import impulse_response
-from nashrl.analysis.metrics import grid_steps, profit_gain, stage_nash_gap
+from nashrl.analysis.metrics import grid_steps, profit_gain, profit_gain_per_firm, stage_nash_gap
 from nashrl.markets import make_market
 from nashrl.theory.capacity import solve_mpe
 
@@ -29,6 +29,31 @@ def test_profit_gain_formula():
     assert profit_gain(0.22293, 0.22293, 0.33749) == pytest.approx(0.0)
     assert profit_gain(0.33749, 0.22293, 0.33749) == pytest.approx(1.0)
     assert profit_gain(0.28021, 0.22293, 0.33749) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_profit_gain_on_average_profits_with_an_inactive_firm():
+    """Firm 3 is out at Nash and in the cartel: Delta is defined (no 0/0), its own ratio is None."""
+    market = make_market({"type": "cournot", "n_firms": 3, "costs": [1.0, 1.0, 9.5], "memory": 0})
+    s = summarize(Constant([0, 0, 0]), market, steps=10)
+    nash = next(r for r in s["comparisons"] if r["concept"] == "nash")
+    cartel = next(r for r in s["comparisons"] if r["concept"] == "cartel")
+    assert nash["profits"][2] == 0.0 and cartel["profits"][2] == 0.0
+    expected = (np.mean(s["mean_profit"]) - np.mean(nash["profits"])) / (
+        np.mean(cartel["profits"]) - np.mean(nash["profits"])
+    )
+    assert s["profit_gain"] == pytest.approx(expected) and np.isfinite(s["profit_gain"])
+    assert s["profit_gain_per_firm"][2] is None and s["profit_gain_per_firm"][0] is not None
+    assert profit_gain_per_firm([1.0, 0.0], [1.0, 0.0], [2.0, 0.0]) == [0.0, None]
+
+
+def test_profit_gain_undefined_where_nash_is_joint_profit():
+    """Independent demands (gamma = 0): Nash prices are the joint-profit prices, Delta is undefined."""
+    market = make_market(
+        {"type": "linear_bertrand", "gamma": 0.0, "memory": 0, "prices": {"low": 0.3, "high": 0.6, "size": 4}}
+    )
+    s = summarize(Constant([3, 3]), market, steps=10)
+    assert s["profit_gain"] is None and "undefined" in s["profit_gain_note"]
+    assert "eval/profit_gain" not in scalar_metrics(s)
 
 
 def test_nash_play_has_zero_gap_and_zero_delta():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from nashrl.markets import make_market
+from nashrl.markets import ConfigError, make_market
 from nashrl.theory import cournot, linear_bertrand, logit, stackelberg
 from nashrl.theory.benchmarks import benchmarks
 from nashrl.theory.capacity import solve_mpe, stage_games
@@ -59,6 +59,37 @@ def test_stackelberg_is_backward_induction():
     assert q_f == pytest.approx(best_response(lambda x: (a - b * (q_l + x) - c_f) * x, 0, 12), abs=1e-4)
     same = stackelberg.subgame_perfect(10.0, 1.0, 1.0, 1.0)
     assert same == pytest.approx([4.5, 2.25])
+
+
+@pytest.mark.parametrize(
+    "a, b, c_l, c_f, kind",
+    [
+        (10.0, 1.0, 1.0, 5.0, "deterrence"),  # limit output at the follower's shut-down point 5
+        (10.0, 1.0, 1.0, 6.0, "deterrence"),  # monopoly output 4.5 already deters
+        (10.0, 2.0, 1.0, 4.5, "deterrence"),
+        (10.0, 1.0, 1.0, 3.5, "accommodation"),
+        (10.0, 1.0, 4.0, 1.0, "accommodation"),  # a costlier leader
+        (7.0, 0.5, 2.0, 2.0, "accommodation"),
+    ],
+)
+def test_stackelberg_corners_by_brute_force(a, b, c_l, c_f, kind):
+    """The leader's optimum over the follower's whole best-response function, corners included."""
+    q_l, q_f = stackelberg.subgame_perfect(a, b, c_l, c_f)
+    leader = np.linspace(0, a / b, 200_001)
+    follower = stackelberg.follower_best_response(a, b, c_f, leader)
+    profit = (np.maximum(a - b * (leader + follower), 0) - c_l) * leader
+    assert q_l == pytest.approx(leader[np.argmax(profit)], abs=1e-3)
+    assert stackelberg.leader_profit(a, b, c_l, c_f, q_l) >= profit.max() - 1e-9
+    assert q_f == pytest.approx(best_response(lambda x: (a - b * (q_l + x) - c_f) * x, 0, a / b), abs=1e-4)
+    assert stackelberg.outcome_kind(a, b, c_l, c_f) == kind
+
+
+def test_stackelberg_limit_output_in_theory_rows():
+    env = make_market({"type": "stackelberg", "a": 10.0, "costs": [1.0, 5.0]})
+    row = next(r for r in benchmarks(env) if r["concept"] == "subgame_perfect")
+    assert row["actions"] == pytest.approx([5.0, 0.0]) and row["outcome"] == "deterrence"
+    grid = next(r for r in benchmarks(env) if r["concept"] == "grid_subgame_perfect")
+    assert grid["actions"][1] == 0.0  # the grid's backward induction deters too
 
 
 @pytest.mark.parametrize("gamma, n", [(0.0, 2), (0.5, 2), (0.8, 2), (0.5, 3)])
@@ -129,3 +160,25 @@ def test_benchmarks_cover_every_market(kind):
     rows = benchmarks(make_market({"type": kind}))
     assert rows and all(len(r["actions"]) == len(r["profits"]) for r in rows)
     assert all(np.isfinite(r["actions"]).all() and np.isfinite(r["profits"]).all() for r in rows)
+
+
+def test_cournot_duopoly_config_grid_equilibria_are_as_documented():
+    """configs/cournot_duopoly.yaml: (2.5, 3.5), (3, 3), (3.5, 2.5); (3, 3.5) is not one."""
+    from nashrl.config import load_config
+
+    env = make_market(load_config("configs/cournot_duopoly.yaml")["market"])
+    eq = grid_equilibria(env, env.representative_states()[0])
+    assert sorted(map(tuple, eq["pure_profiles"])) == [(2.5, 3.5), (3.0, 3.0), (3.5, 2.5)]
+    table = env.payoff_table(env.representative_states()[0])
+    i3, i35 = 6, 7  # quantities 3 and 3.5 on the 0.5-step grid
+    assert table[1, i3, :].max() - table[1, i3, i35] == pytest.approx(0.25)
+
+
+def test_singh_vives_refuses_a_firm_without_demand():
+    """A high-cost firm with zero demand at the Nash prices is refused, naming the field."""
+    with pytest.raises(ConfigError, match=r"market.costs: firm\(s\) \[2\] would sell nothing at the Nash"):
+        make_market({"type": "linear_bertrand", "n_firms": 3, "gamma": 0.8, "costs": [0.0, 0.0, 0.6]})
+    env = make_market({"type": "linear_bertrand", "n_firms": 3, "gamma": 0.5, "costs": [0.0, 0.0, 0.1]})
+    p = linear_bertrand.nash(env.a, env.gamma, env.costs)
+    q = linear_bertrand.quantities(env.a, env.gamma, p)
+    assert np.all(q > 0) and np.all(p > env.costs)

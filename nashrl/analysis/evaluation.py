@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from nashrl.analysis.best_response import dynamic_nash_gap
-from nashrl.analysis.metrics import grid_steps, profit_gain, stage_nash_gap
+from nashrl.analysis.metrics import grid_steps, profit_gain, profit_gain_per_firm, stage_nash_gap
 from nashrl.theory.benchmarks import benchmarks
 
 COLLUSIVE = ("cartel", "joint_profit")
@@ -72,9 +72,10 @@ def summarize(policy, market, steps: int = 50, seed: int = 0) -> dict[str, Any]:
     nash = next((r for r in static if r["concept"] == "nash"), None)
     collusive = next((r for r in static if r["concept"] in COLLUSIVE), None)
     if nash and collusive:
-        delta = profit_gain(mean_profit, nash["profits"], collusive["profits"])
-        summary["profit_gain"] = float(np.mean(delta))
-        summary["profit_gain_per_firm"] = np.atleast_1d(delta).tolist()
+        summary["profit_gain"] = profit_gain(mean_profit, nash["profits"], collusive["profits"])
+        summary["profit_gain_per_firm"] = profit_gain_per_firm(mean_profit, nash["profits"], collusive["profits"])
+        if summary["profit_gain"] is None:
+            summary["profit_gain_note"] = "undefined: the joint-profit and Nash average profits coincide"
     state_rows = [r for r in rows if "state_vector" in r and r["concept"] in ("nash", "grid_nash")]
     if state_rows:
         summary["state_comparisons"] = _state_comparisons(policy, market, state_rows)
@@ -131,7 +132,7 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
     nash = next((c for c in summary["comparisons"] if c["concept"] in ("nash", "grid_subgame_perfect")), None)
     if nash is not None:
         out["eval/max_grid_steps_to_nash"] = float(nash["max_grid_steps"])
-    if "profit_gain" in summary:
+    if summary.get("profit_gain") is not None:
         out["eval/profit_gain"] = float(summary["profit_gain"])
     if "state_comparisons" in summary:
         out["eval/mean_grid_steps_to_state_nash"] = float(

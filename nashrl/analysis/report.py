@@ -166,7 +166,7 @@ def write_report(run_dir: str | Path) -> Path:
         lines.append(f"| {c['concept']} | {c['actions']} | {c['profits']} | {c['grid_steps']} |")
     lines.append("")
     facts = [f"stage Nash gap {ev['stage_nash_gap']:.4g}"]
-    if "profit_gain" in ev:
+    if ev.get("profit_gain") is not None:
         facts.append(f"profit gain Delta = {ev['profit_gain']:.3f}")
     if "dynamic_nash_gap" in ev:
         facts.append(

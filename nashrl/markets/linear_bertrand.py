@@ -6,7 +6,10 @@ Demand :math:`q = \max(D(a - p), 0)` with :math:`D = ((1-\gamma)I + \gamma \math
 Config: ``n_firms``, ``a`` (demand intercept, one or per firm), ``gamma`` in ``[0, 1)``,
 ``costs``, ``prices`` (default: 15 points spaced :math:`(p^M - p^N)/10` from two steps below
 :math:`p^N` to two steps above :math:`p^M`, so both are on the grid),
-``memory``. Observation: the last ``memory`` periods' price indices scaled to ``[0, 1]``.
+``memory``. Parameters under which a firm would sell nothing at the Nash or the
+joint-profit prices are refused (the demand system has no exit rule; see
+:func:`nashrl.theory.linear_bertrand.check_all_active`). Observation: the last ``memory``
+periods' price indices scaled to ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class LinearBertrandMarket(RepeatedGameMarket):
             )
         p_n = linear_bertrand.nash(self.a, self.gamma, self.costs)
         p_m = linear_bertrand.joint_profit(self.a, self.costs)
+        linear_bertrand.check_all_active(self.a, self.gamma, self.costs)
         step = float(p_m.max() - p_n.min()) / 10
         default = {"low": float(p_n.min() - 2 * step), "high": float(p_m.max() + 2 * step), "size": 15}
         grid = v.grid(params.get("prices", default), "market.prices")

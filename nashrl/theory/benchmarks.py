@@ -99,7 +99,12 @@ def benchmarks(market: MarketEnv, selection: str = "pareto") -> list[dict]:
         q_c = cournot.nash(a, b, market.costs)
         grid = grid_subgame_perfect(market)
         return [
-            _row("subgame_perfect", q_s, cournot.profits(a, b, market.costs, q_s)),
+            _row(
+                "subgame_perfect",
+                q_s,
+                cournot.profits(a, b, market.costs, q_s),
+                outcome=stackelberg.outcome_kind(a, b, c_l, c_f),
+            ),
             _row("cournot_nash", q_c, cournot.profits(a, b, market.costs, q_c)),
             _row("grid_subgame_perfect", grid["actions"], grid["profits"]),
         ]
