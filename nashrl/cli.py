@@ -15,7 +15,28 @@ def _fmt(values) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
+def json_default(value: Any) -> Any:
+    """numpy scalars and arrays in JSON output."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def print_theory(rows: list[dict[str, Any]]) -> None:
+    unverified = [r for r in rows if r.get("converged") is False]
+    if unverified:
+        r = unverified[0]
+        print(
+            f"WARNING: the MPE computation did not converge ({r['method']}); the rows marked mpe_not_converged are "
+            f"an approximation whose best-response gain is {r['best_response_gain']:.3g}"
+        )
+    elif any("best_response_gain" in r for r in rows):
+        r = next(r for r in rows if "best_response_gain" in r)
+        print(f"MPE by {r['method']}, verified: best-response gain {r['best_response_gain']:.3g}")
     print(f"{'concept':<22} {'state':<24} {'actions':<28} profits")
     for row in rows:
         state = "" if row["state"] is None else str(row["state"])
@@ -33,7 +54,7 @@ def cmd_theory(args) -> int:
     market = make_market(config["market"])
     rows = benchmarks(market, selection=args.selection)
     if args.json:
-        json.dump({"market": config["market"], "benchmarks": rows}, sys.stdout, indent=2)
+        json.dump({"market": config["market"], "benchmarks": rows}, sys.stdout, indent=2, default=json_default)
         print()
     else:
         print(f"market: {market.market_type} ({market.n_firms} firms)")
@@ -69,8 +90,10 @@ def print_policy_summary(ev: dict[str, Any]) -> None:
             f"relative {gap['relative']:.3g}"
         )
     if "mpe_max_investment_gap" in ev:
+        flag = "" if ev.get("mpe_converged", True) else " (WARNING: that MPE did not converge: approximate benchmark)"
         print(
             f"  investment vs MPE: max gap {ev['mpe_max_investment_gap']:.3g}, mean {ev['mpe_mean_investment_gap']:.3g}"
+            f"; MPE best-response gain {ev.get('mpe_best_response_gain', 0.0):.3g}{flag}"
         )
 
 

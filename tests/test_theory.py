@@ -182,3 +182,57 @@ def test_singh_vives_refuses_a_firm_without_demand():
     p = linear_bertrand.nash(env.a, env.gamma, env.costs)
     q = linear_bertrand.quantities(env.a, env.gamma, p)
     assert np.all(q > 0) and np.all(p > env.costs)
+
+
+HARD_CAPACITY = {
+    "type": "capacity",
+    "n_firms": 3,
+    "capacity_levels": 3,
+    "investment_cost": 0.2,
+    "alpha": 0.5,
+    "discount": 0.98,
+    "investments": [0.0, 0.5, 1.0, 2.0, 4.0],
+}
+
+
+def test_capacity_mpe_policy_iteration_verified_by_best_response():
+    """At beta = 0.98 value iteration needs thousands of sweeps; policy iteration a few, and the
+    exact best response of every firm against the others gains nothing."""
+    env = make_market(HARD_CAPACITY)
+    mpe = solve_mpe(env, selection="utilitarian")
+    assert mpe.converged and mpe.method == "policy_iteration" and mpe.iterations < 20
+    assert mpe.best_response_gain <= 1e-8 and mpe.stage_gap.max() <= 1e-9
+    # Value iteration cut short: its profile is still verified as an MPE by the best response ...
+    short = solve_mpe(env, selection="utilitarian", method="value_iteration", max_iter=30)
+    assert short.method.endswith("(no fixed point within the limit)") and short.converged
+    np.testing.assert_allclose(short.values, mpe.values, atol=1e-8)
+    # ... unless it is cut so short that it is not one: then it is flagged with its gain.
+    rough = solve_mpe(env, selection="utilitarian", method="value_iteration", max_iter=1)
+    assert not rough.converged and rough.best_response_gain > 1e-3
+
+
+def test_non_converged_mpe_is_flagged_in_theory_output(monkeypatch, capsys, tmp_path):
+    import functools
+    import json
+
+    import nashrl.theory.benchmarks as bm
+    from nashrl.cli import main
+
+    monkeypatch.setattr(bm, "solve_mpe", functools.partial(solve_mpe, method="value_iteration", max_iter=1))
+    config = tmp_path / "cap.yaml"
+    config.write_text(json.dumps({"market": HARD_CAPACITY}))
+    assert main(["theory", str(config), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["benchmarks"]
+    assert {r["concept"] for r in rows} == {"mpe_not_converged"}
+    assert all(r["converged"] is False and r["best_response_gain"] > 1e-3 for r in rows)
+    assert main(["theory", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: the MPE computation did not converge" in out and "\nmpe " not in out
+    from nashrl.analysis.evaluation import summarize
+
+    class Idle:
+        def act(self, obs, state):
+            return np.zeros(3, dtype=int)
+
+    ev = summarize(Idle(), make_market(HARD_CAPACITY), steps=3)
+    assert ev["mpe_converged"] is False and ev["mpe_best_response_gain"] > 1e-3

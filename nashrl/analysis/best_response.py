@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from nashrl.theory.mdp import optimal_values, policy_value
+
 
 def finite_model(market) -> tuple[list[np.ndarray], Any] | None:
     """(states, P(s_index, joint) -> distribution over states), or None when not finite/known."""
@@ -46,7 +48,7 @@ def finite_model(market) -> tuple[list[np.ndarray], Any] | None:
     return None
 
 
-def dynamic_nash_gap(policy, market, discount: float | None = None, tol: float = 1e-10) -> dict[str, Any] | None:
+def dynamic_nash_gap(policy, market, discount: float | None = None) -> dict[str, Any] | None:
     model = finite_model(market)
     if model is None:
         return None
@@ -56,7 +58,7 @@ def dynamic_nash_gap(policy, market, discount: float | None = None, tol: float =
     played = [np.asarray(policy.act(market.observe(s).astype(np.float32), s)) for s in states]
     p_sigma = np.stack([transition(k, played[k]) for k in range(n_states)])
     r_sigma = np.stack([market.stage_profits(states[k], played[k][None])[0] for k in range(n_states)])
-    v_sigma = np.linalg.solve(np.eye(n_states) - beta * p_sigma, r_sigma)  # [S, N]
+    v_sigma = policy_value(r_sigma, p_sigma, beta)  # [S, N]
     gaps = []
     for i in range(market.n_firms):
         n_own = market.action_sizes[i]
@@ -68,13 +70,7 @@ def dynamic_nash_gap(policy, market, discount: float | None = None, tol: float =
                 joint[i] = a
                 rewards[k, a] = market.stage_profits(states[k], joint[None])[0][i]
                 trans[k, a] = transition(k, joint)
-        v = v_sigma[:, i].copy()
-        for _ in range(100_000):
-            new = (rewards + beta * trans @ v).max(1)
-            done = np.max(np.abs(new - v)) < tol
-            v = new
-            if done:
-                break
+        v, _ = optimal_values(rewards, trans, beta)
         gaps.append(float(np.max(v - v_sigma[:, i])))
     scale = float(np.abs(v_sigma).mean()) or 1.0
     return {"dynamic_nash_gap": max(gaps), "per_firm": gaps, "relative": max(gaps) / scale}

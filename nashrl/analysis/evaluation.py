@@ -123,7 +123,13 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
         state = np.array(row["state"])
         joint = policy.act(market.observe(state).astype(np.float32), state)
         gaps.append(np.abs(market.action_values(joint) - np.array(row["actions"])).max())
-    return {"mpe_max_investment_gap": float(np.max(gaps)), "mpe_mean_investment_gap": float(np.mean(gaps))}
+    return {
+        "mpe_max_investment_gap": float(np.max(gaps)),
+        "mpe_mean_investment_gap": float(np.mean(gaps)),
+        "mpe_converged": bool(rows[0]["converged"]),
+        "mpe_method": rows[0]["method"],
+        "mpe_best_response_gain": float(rows[0]["best_response_gain"]),
+    }
 
 
 def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:

@@ -108,7 +108,8 @@ def capacity_policy_maps(policy, market, path: Path) -> Path:
         joint = policy.act(market.observe(state).astype(np.float32), state)
         learned[state[0], state[1]] = market.grids[0][joint[0]]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
-    for ax, data, title in zip(axes, (learned, equilibrium), ("learned", "MPE")):
+    mpe_title = "MPE" if mpe.converged else f"MPE NOT CONVERGED (BR gain {mpe.best_response_gain:.2g})"
+    for ax, data, title in zip(axes, (learned, equilibrium), ("learned", mpe_title)):
         im = ax.imshow(data, origin="lower", vmin=market.grids[0].min(), vmax=market.grids[0].max(), cmap="viridis")
         ax.set_xlabel("rival capacity level")
         ax.set_ylabel("own capacity level")
@@ -165,7 +166,16 @@ def write_report(run_dir: str | Path) -> Path:
     for c in ev["comparisons"]:
         lines.append(f"| {c['concept']} | {c['actions']} | {c['profits']} | {c['grid_steps']} |")
     lines.append("")
-    facts = [f"stage Nash gap {ev['stage_nash_gap']:.4g}"]
+    facts = []
+    if ev.get("stage_nash_gap") is not None:
+        facts.append(f"stage Nash gap {ev['stage_nash_gap']:.4g}")
+    if "one_step_deviation_gain" in ev:
+        facts.append(f"one-step deviation gain (value sense) {ev['one_step_deviation_gain']:.4g}")
+    if "mpe_converged" in ev:
+        facts.append(
+            f"MPE benchmark by {ev['mpe_method']}, best-response gain {ev['mpe_best_response_gain']:.3g}"
+            + ("" if ev["mpe_converged"] else " (WARNING: not converged, approximate)")
+        )
     if ev.get("profit_gain") is not None:
         facts.append(f"profit gain Delta = {ev['profit_gain']:.3f}")
     if "dynamic_nash_gap" in ev:

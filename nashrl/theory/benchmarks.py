@@ -111,8 +111,20 @@ def benchmarks(market: MarketEnv, selection: str = "pareto") -> list[dict]:
     if isinstance(market, CapacityMarket):
         mpe = solve_mpe(market, selection=selection)
         invest = mpe.expected_investment(market.grids[0])
+        # A profile that is not verified as an MPE is never labelled "mpe".
+        concept = "mpe" if mpe.converged else "mpe_not_converged"
         return [
-            _row("mpe", x, vals, [int(k) for k in s], s, converged=mpe.converged, stage_gap=float(gap))
+            _row(
+                concept,
+                x,
+                vals,
+                [int(k) for k in s],
+                s,
+                converged=bool(mpe.converged),
+                method=mpe.method,
+                best_response_gain=float(mpe.best_response_gain),
+                stage_gap=float(gap),
+            )
             for s, x, vals, gap in zip(mpe.states, invest, mpe.values, mpe.stage_gap)
         ]
     raise TypeError(f"no theory benchmark for market type {type(market).__name__}")

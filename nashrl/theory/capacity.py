@@ -1,4 +1,4 @@
-r"""Markov perfect equilibrium of the capacity game by value iteration (Pakes-McGuire).
+r"""Markov perfect equilibrium of the capacity game (Pakes and McGuire 1994).
 
 With values :math:`V_i(s)` the stage game at state :math:`s` is
 
@@ -7,10 +7,25 @@ With values :math:`V_i(s)` the stage game at state :math:`s` is
     U_i(s, x) = \pi_i(s, x) + \beta \sum_{s'} \prod_j T(k_j' \mid k_j, x_j)\, V_i(s'),
 
 and an MPE is a fixed point :math:`V_i(s) = U_i(s, \sigma(s))` where :math:`\sigma(s)` is
-a (selected) Nash equilibrium of :math:`U(s, \cdot)`. Every sweep solves the stage games
-of all :math:`K^N` states in one batch with :func:`nashrl.equilibrium.solve`; by the
-one-shot deviation principle a fixed point whose stage games are all solved exactly
-is an MPE.
+a (selected) Nash equilibrium of :math:`U(s, \cdot)`. Every step solves the stage games
+of all :math:`K^N` states in one batch with :func:`nashrl.equilibrium.solve`. Two ways to
+the fixed point, tried in this order by ``method="auto"``:
+
+1. ``policy_iteration``: solve the stage games at :math:`V`, then set :math:`V` to the
+   *exact* value of the selected profile, :math:`(I - \beta P_\sigma)^{-1} r_\sigma`
+   (Pakes-McGuire with policy evaluation). It ends in a few steps unless the selected
+   equilibria keep switching;
+2. ``value_iteration``: :math:`V \leftarrow U(\cdot, \sigma)` (Jacobi sweeps), then damped
+   sweeps :math:`V \leftarrow d V + (1-d)\, U` with :math:`d = 0.5, 0.9` if it still moves.
+
+Whatever the route, the final profile :math:`\sigma` is verified the same way: its exact
+values :math:`V^\sigma`, the Nash gap of :math:`\sigma` in the stage games at
+:math:`V^\sigma`, and each firm's exact best response (a single-agent dynamic program,
+:func:`nashrl.theory.mdp.optimal_values`) against the rivals' strategies. By the one-shot
+deviation principle :math:`\sigma` is an MPE iff that best-response gain is zero;
+``converged`` means both gaps are within ``1e-6`` of the value scale, and the values
+returned are :math:`V^\sigma`. A result that fails says so (``method`` names the route and
+whether it reached a fixed point, ``best_response_gain`` the distance).
 """
 
 from __future__ import annotations
@@ -22,6 +37,8 @@ import numpy as np
 import torch
 
 from nashrl.equilibrium import solve
+from nashrl.equilibrium.payoffs import nash_gap
+from nashrl.theory.mdp import optimal_values, policy_value
 
 
 @dataclass
@@ -32,45 +49,153 @@ class MarkovPerfectEquilibrium:
     stage_gap: np.ndarray  # [S] Nash gap of the stage games at the fixed point
     iterations: int
     converged: bool
+    method: str = "policy_iteration"
+    best_response_gain: float = 0.0  # max over firms and states of V^BR - V (exact)
 
     def expected_investment(self, grid: np.ndarray) -> np.ndarray:
         return np.stack([s @ grid for s in self.strategies], axis=1)
+
+    def joint(self) -> np.ndarray:
+        """``[S, A_1, ..., A_N]`` joint action distribution at every state."""
+        joint = self.strategies[0]
+        for s in self.strategies[1:]:
+            joint = joint[..., None] * s.reshape(s.shape[0], *([1] * (joint.ndim - 1)), -1)
+        return joint
+
+
+def _einsum_spec(n: int) -> str:
+    letters = string.ascii_lowercase
+    cur, act, nxt = letters[:n], letters[n : 2 * n], letters[2 * n : 3 * n]
+    return ",".join(f"{cur[j]}{act[j]}{nxt[j]}" for j in range(n)), cur, act, nxt
+
+
+def transition_tensor(market) -> np.ndarray:
+    """``T[s, x_1, ..., x_N, s']``: probability of moving from state s to s' under joint investment x."""
+    n, k = market.n_firms, market.levels
+    factors, cur, act, nxt = _einsum_spec(n)
+    t = np.einsum(f"{factors}->{cur}{act}{nxt}", *([market.moves] * n))
+    return t.reshape(len(market.state_list), *market.action_sizes, k**n)
 
 
 def stage_games(market, values: np.ndarray) -> np.ndarray:
     """``[S, N, A, ..., A]`` payoffs of every state's stage game given continuation ``values``."""
     n, k = market.n_firms, market.levels
-    letters = string.ascii_lowercase
-    cur, act, nxt = letters[:n], letters[n : 2 * n], letters[2 * n : 3 * n]
-    spec = ",".join(f"{cur[j]}{act[j]}{nxt[j]}" for j in range(n)) + f",{nxt}->{cur}{act}"
+    factors, cur, act, nxt = _einsum_spec(n)
     games = []
     for i in range(n):
         v_i = values[:, i].reshape((k,) * n)
-        expected = np.einsum(spec, *([market.moves] * n), v_i)  # [k..., x...]
+        expected = np.einsum(f"{factors},{nxt}->{cur}{act}", *([market.moves] * n), v_i)  # [k..., x...]
         games.append(expected.reshape(len(market.state_list), *market.action_sizes))
     continuation = np.stack(games, axis=1)
-    flows = np.stack([market.payoff_table(s) for s in market.state_list])
-    return flows + market.discount * continuation
+    return _flows(market) + market.discount * continuation
 
 
-def solve_mpe(market, *, selection: str = "pareto", tol: float = 1e-9, max_iter: int = 5000, damping: float = 0.0):
-    """Value iteration to an MPE of :class:`~nashrl.markets.capacity.CapacityMarket`."""
-    values = np.zeros((len(market.state_list), market.n_firms))
-    converged = False
-    iterations = 0
-    while iterations < max_iter and not converged:
-        iterations += 1
-        sol = solve(torch.as_tensor(stage_games(market, values)), selection=selection)
-        new = sol.values.numpy()
-        change = np.max(np.abs(new - values))
-        values = damping * values + (1 - damping) * new
-        converged = change < tol * max(1.0, np.abs(values).max())
+def _flows(market) -> np.ndarray:
+    return np.stack([market.payoff_table(s) for s in market.state_list])
+
+
+def profile_values(market, joint: np.ndarray) -> np.ndarray:
+    """Exact values ``[S, N]`` of playing the joint distribution ``joint [S, A_1..A_N]`` forever."""
+    n_states = joint.shape[0]
+    flat = joint.reshape(n_states, -1)
+    rewards = np.einsum("sa,sna->sn", flat, _flows(market).reshape(n_states, market.n_firms, -1))
+    trans = np.einsum("sa,sat->st", flat, transition_tensor(market).reshape(n_states, flat.shape[1], -1))
+    return policy_value(rewards, trans, market.discount)
+
+
+def best_response_gain(market, strategies: list[np.ndarray]) -> np.ndarray:
+    """Per firm, :math:`\max_s V^{BR}_i(s) - V^\sigma_i(s)` against the rivals' (mixed) strategies."""
+    n = market.n_firms
+    v_sigma = profile_values(market, MarkovPerfectEquilibrium(None, strategies, None, None, 0, False).joint())
+    flows, trans = _flows(market), transition_tensor(market)
+    gains = []
+    for i in range(n):
+        weight = _rivals_joint(strategies, i)  # [S, A_1..A_N], constant along firm i's axis
+        rest = tuple(1 + j for j in range(n) if j != i)
+        reward = (weight * flows[:, i]).sum(axis=rest)  # [S, A_i]
+        transition = (weight[..., None] * trans).sum(axis=rest)  # [S, A_i, S']
+        v_best, _ = optimal_values(reward, transition, market.discount)
+        gains.append(float(np.max(v_best - v_sigma[:, i])))
+    return np.array(gains)
+
+
+def _rivals_joint(strategies: list[np.ndarray], i: int) -> np.ndarray:
+    """``[S, A_1..A_N]`` product of the rivals' strategies, constant along firm i's axis."""
+    n = len(strategies)
+    out = np.ones((strategies[0].shape[0],) + (1,) * n)
+    for j, s in enumerate(strategies):
+        if j == i:
+            continue
+        shape = [s.shape[0]] + [1] * n
+        shape[1 + j] = s.shape[1]
+        out = out * s.reshape(shape)
+    return out
+
+
+def _solve_stage(market, values, selection):
     sol = solve(torch.as_tensor(stage_games(market, values)), selection=selection)
+    return sol, [s.numpy() for s in sol.strategies]
+
+
+def solve_mpe(
+    market,
+    *,
+    selection: str = "pareto",
+    tol: float = 1e-9,
+    max_iter: int = 5000,
+    method: str = "auto",
+    policy_steps: int = 100,
+) -> MarkovPerfectEquilibrium:
+    """An MPE of :class:`~nashrl.markets.capacity.CapacityMarket` (see the module docstring).
+
+    ``method``: ``"auto"`` (policy iteration, then value iteration with damping if needed),
+    ``"policy_iteration"`` or ``"value_iteration"``. ``tol`` is relative to the largest
+    value; ``max_iter`` bounds the value-iteration sweeps, ``policy_steps`` the policy
+    evaluations.
+    """
+    if method not in ("auto", "policy_iteration", "value_iteration"):
+        raise ValueError(f"method: expected 'auto', 'policy_iteration' or 'value_iteration', got {method!r}")
+    values = np.zeros((len(market.state_list), market.n_firms))
+    iterations, fixed, route = 0, False, method
+    if method in ("auto", "policy_iteration"):
+        route = "policy_iteration"
+        for _ in range(policy_steps):
+            iterations += 1
+            sol, strategies = _solve_stage(market, values, selection)
+            new = profile_values(market, MarkovPerfectEquilibrium(None, strategies, None, None, 0, False).joint())
+            change = np.max(np.abs(new - values))
+            values = new
+            if change < tol * max(1.0, np.abs(values).max()):
+                fixed = True
+                break
+    if not fixed and method in ("auto", "value_iteration"):
+        for damping in (0.0, 0.5, 0.9):
+            route = "value_iteration" if damping == 0 else f"damped_value_iteration({damping})"
+            for _ in range(max_iter):
+                iterations += 1
+                sol, _ = _solve_stage(market, values, selection)
+                new = sol.values.numpy()
+                change = np.max(np.abs(new - values))
+                values = damping * values + (1 - damping) * new
+                if change < tol * max(1.0, np.abs(values).max()):
+                    fixed = True
+                    break
+            if fixed:
+                break
+    _, strategies = _solve_stage(market, values, selection)
+    # Verify the profile itself: its exact values, its stage games there, each firm's exact best response.
+    exact = profile_values(market, MarkovPerfectEquilibrium(None, strategies, None, None, 0, False).joint())
+    games = torch.as_tensor(stage_games(market, exact))
+    stage_gap = nash_gap(games, [torch.as_tensor(s) for s in strategies]).numpy()
+    gain = float(best_response_gain(market, strategies).max())
+    scale = max(1.0, float(np.abs(exact).max()))
     return MarkovPerfectEquilibrium(
         states=np.stack(market.state_list),
-        strategies=[s.numpy() for s in sol.strategies],
-        values=sol.values.numpy(),
-        stage_gap=sol.nash_gap.numpy(),
+        strategies=strategies,
+        values=exact,
+        stage_gap=stage_gap,
         iterations=iterations,
-        converged=converged and bool(sol.solved.all()),
+        converged=bool(gain <= 1e-6 * scale and stage_gap.max() <= 1e-6 * scale),
+        method=route if fixed else f"{route} (no fixed point within the limit)",
+        best_response_gain=gain,
     )
