@@ -104,7 +104,7 @@ def profile_values(market, joint: np.ndarray) -> np.ndarray:
 
 
 def best_response_gain(market, strategies: list[np.ndarray]) -> np.ndarray:
-    """Per firm, :math:`\max_s V^{BR}_i(s) - V^\sigma_i(s)` against the rivals' (mixed) strategies."""
+    r"""Per firm, :math:`\max_s V^{BR}_i(s) - V^\sigma_i(s)` against the rivals' (mixed) strategies."""
     n = market.n_firms
     v_sigma = profile_values(market, MarkovPerfectEquilibrium(None, strategies, None, None, 0, False).joint())
     flows, trans = _flows(market), transition_tensor(market)
