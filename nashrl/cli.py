@@ -64,10 +64,11 @@ def cmd_theory(args) -> int:
 
 def print_policy_summary(ev: dict[str, Any]) -> None:
     """The greedy policy's outcome next to every benchmark (train and evaluate print this)."""
-    print(
-        f"greedy joint policy: actions {_fmt(ev['final_actions'])}, mean profits {_fmt(ev['mean_profit'])}, "
-        f"stage Nash gap {ev['stage_nash_gap']:.4g}"
-    )
+    if ev.get("stage_nash_gap") is not None:
+        gap = f"stage Nash gap {ev['stage_nash_gap']:.4g}"
+    else:  # dynamic market: one-period profits are not the equilibrium's stage game
+        gap = f"one-step deviation gain (value sense) {ev.get('one_step_deviation_gain', float('nan')):.4g}"
+    print(f"greedy joint policy: actions {_fmt(ev['final_actions'])}, mean profits {_fmt(ev['mean_profit'])}, {gap}")
     for c in ev["comparisons"]:
         print(
             f"  vs {c['concept']:<22} actions {_fmt(c['actions'])}  profits {_fmt(c['profits'])}  "

@@ -103,6 +103,13 @@ def test_dynamic_gap_zero_for_mpe_and_positive_otherwise():
     assert dynamic_nash_gap(Constant([0, 0]), market)["dynamic_nash_gap"] > 1.0
     s = summarize(MPE(), market, steps=5)
     assert s["mpe_max_investment_gap"] < 1e-9
+    # One-period profits are not the MPE's stage game: no stage gap (the MPE would score > 0 on it) ...
+    last = play(MPE(), market, 5)["states"][-1]
+    assert stage_nash_gap(market.payoff_table(last), MPE().act(None, last))[0] > 0
+    assert s["stage_nash_gap"] is None and "eval/stage_nash_gap" not in scalar_metrics(s)
+    # ... but the one-step deviation gain in the value sense: 0 at the MPE, positive for idle firms.
+    assert s["one_step_deviation_gain"] < 1e-8
+    assert summarize(Constant([0, 0]), market, steps=5)["one_step_deviation_gain"] > 0.1
 
 
 def test_dynamic_gap_for_demand_shocks_is_per_state_nash():

@@ -12,7 +12,10 @@ For markets with a finite, known state process (the capacity game; demand shocks
 and compare with the value of following :math:`\sigma_i`,
 :math:`V^{\sigma}_i = (I - \beta P_\sigma)^{-1} \pi_\sigma`. The dynamic Nash gap is
 :math:`\max_i \max_s \big(V^{BR}_i(s) - V^{\sigma}_i(s)\big)`, zero exactly when the
-learned policy is a Markov perfect equilibrium.
+learned policy is a Markov perfect equilibrium. The *one-step deviation gain*
+:math:`\max_i \max_s \max_{a_i} \big[\pi_i + \beta P V^\sigma_i\big] - V^\sigma_i(s)` (deviate
+once, then follow :math:`\sigma`) is zero at the same profiles (one-shot deviation
+principle) and is what replaces the one-period stage Nash gap in dynamic markets.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def dynamic_nash_gap(policy, market, discount: float | None = None) -> dict[str,
     p_sigma = np.stack([transition(k, played[k]) for k in range(n_states)])
     r_sigma = np.stack([market.stage_profits(states[k], played[k][None])[0] for k in range(n_states)])
     v_sigma = policy_value(r_sigma, p_sigma, beta)  # [S, N]
-    gaps = []
+    gaps, one_step = [], []
     for i in range(market.n_firms):
         n_own = market.action_sizes[i]
         rewards = np.zeros((n_states, n_own))
@@ -70,7 +73,13 @@ def dynamic_nash_gap(policy, market, discount: float | None = None) -> dict[str,
                 joint[i] = a
                 rewards[k, a] = market.stage_profits(states[k], joint[None])[0][i]
                 trans[k, a] = transition(k, joint)
+        one_step.append(float(np.max((rewards + beta * trans @ v_sigma[:, i]).max(1) - v_sigma[:, i])))
         v, _ = optimal_values(rewards, trans, beta)
         gaps.append(float(np.max(v - v_sigma[:, i])))
     scale = float(np.abs(v_sigma).mean()) or 1.0
-    return {"dynamic_nash_gap": max(gaps), "per_firm": gaps, "relative": max(gaps) / scale}
+    return {
+        "dynamic_nash_gap": max(gaps),
+        "per_firm": gaps,
+        "relative": max(gaps) / scale,
+        "one_step_deviation_gain": max(one_step),
+    }

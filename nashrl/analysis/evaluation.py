@@ -84,6 +84,12 @@ def summarize(policy, market, steps: int = 50, seed: int = 0) -> dict[str, Any]:
     dynamic = dynamic_nash_gap(policy, market)
     if dynamic is not None:
         summary["dynamic_nash_gap"] = dynamic
+    if not market.stage_game_is_benchmark:
+        # One-period profits are not the MPE's stage game here: no stage gap, the value-sense one instead.
+        summary["stage_nash_gap"] = None
+        summary.pop("stage_deviation_gains")
+        if dynamic is not None:
+            summary["one_step_deviation_gain"] = dynamic["one_step_deviation_gain"]
     return summary
 
 
@@ -134,7 +140,11 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
 
 def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """The numbers of a summary worth logging over training (``eval/...``)."""
-    out = {"eval/stage_nash_gap": float(summary["stage_nash_gap"])}
+    out = {}
+    if summary.get("stage_nash_gap") is not None:
+        out["eval/stage_nash_gap"] = float(summary["stage_nash_gap"])
+    if "one_step_deviation_gain" in summary:
+        out["eval/one_step_deviation_gain"] = float(summary["one_step_deviation_gain"])
     nash = next((c for c in summary["comparisons"] if c["concept"] in ("nash", "grid_subgame_perfect")), None)
     if nash is not None:
         out["eval/max_grid_steps_to_nash"] = float(nash["max_grid_steps"])

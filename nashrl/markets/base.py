@@ -38,6 +38,12 @@ class MarketEnv(ParallelEnv):
     market_type: ClassVar[str] = "market"
     #: Sequential-move markets set this; see :class:`~nashrl.markets.stackelberg.StackelbergMarket`.
     sequential: ClassVar[bool] = False
+    #: True when the one-period game ``payoff_table(s)`` is the game an MPE plays at ``s``
+    #: (actions do not move the payoff-relevant state). Markets with investment or other
+    #: payoff-relevant dynamics set False: there a one-period "stage Nash gap" is not an
+    #: equilibrium test (the exact MPE fails it), and evaluation reports the one-step
+    #: deviation gain in the value sense instead.
+    stage_game_is_benchmark: ClassVar[bool] = True
 
     def __init__(self, n_firms: int, grids: list[np.ndarray], params: dict[str, Any]):
         self.n_firms = n_firms

@@ -43,6 +43,7 @@ def constrained_cournot(a: float, b: float, costs: np.ndarray, capacities: np.nd
 class CapacityMarket(MarketEnv):
     market_type = "capacity"
     metadata = {**MarketEnv.metadata, "name": "capacity_v0"}
+    stage_game_is_benchmark = False  # investment pays tomorrow
     FIELDS = COMMON_FIELDS | {
         "n_firms",
         "a",
