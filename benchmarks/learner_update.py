@@ -9,7 +9,9 @@ transitions with every firm's target). The replay buffers are filled first, then
 the mean time per update, the Nash-Q/DQN ratio, and the part of Nash-Q's update spent in
 the stage-game solver. ``--no-cache`` empties Nash-Q's solution cache before every update,
 so every distinct next-state game of the batch is solved (the cost in markets whose states
-rarely repeat).
+rarely repeat). ``--search auto labels ...`` times Nash-Q once per ``equilibrium_search``
+setting (which equilibria the targets' selection chooses among, see
+``nashrl.equilibrium.solve``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from nashrl.algorithms.rllib_trainer import algorithm_config
 from nashrl.config import load_config, validate
 
 
-def build(config: dict, name: str, batch: int):
+def build(config: dict, name: str, batch: int, search: str = "auto"):
     config = copy.deepcopy(config)
+    if name == "nash_q":
+        config["algorithm"]["equilibrium_search"] = search
     if name == "dqn":
         config["algorithm"] = {
             "name": "dqn",
@@ -79,6 +83,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--updates", type=int, default=100)
     parser.add_argument("--no-cache", action="store_true", help="solve every next-state game at every update")
+    parser.add_argument("--search", nargs="+", default=["auto"], help="equilibrium_search settings to time")
     args = parser.parse_args()
 
     import ray
@@ -88,25 +93,26 @@ def main() -> None:
 
     register_rllib_envs()
     config = load_config(args.config)
-    nash = build(config, "nash_q", args.batch)
-    time_nash_q(nash, args.batch, 5)  # warm-up
-    n_sample, n_update, n_solver = time_nash_q(nash, args.batch, args.updates, cache=not args.no_cache)
-    nash.stop()
+    rows = []
+    for search in args.search:
+        nash = build(config, "nash_q", args.batch, search)
+        time_nash_q(nash, args.batch, 5)  # warm-up
+        rows.append((search, *time_nash_q(nash, args.batch, args.updates, cache=not args.no_cache)))
+        nash.stop()
     dqn = build(config, "dqn", args.batch)
     time_dqn(dqn, args.batch, 5)
     d_sample, d_update = time_dqn(dqn, args.batch, args.updates)
     dqn.stop()
     cache = "off: every next-state game solved" if args.no_cache else "on"
     print(f"market {config['market']['type']}, batch {args.batch}, {args.updates} updates each, cache {cache}\n")
-    print("| | learner update (ms) | replay sample (ms) | of which equilibrium targets (ms) |")
-    print("|---|---:|---:|---:|")
-    print(f"| Deep Nash-Q | {1e3 * n_update:.2f} | {1e3 * n_sample:.2f} | {1e3 * n_solver:.2f} |")
-    print(f"| RLlib DQN (independent, one module per firm) | {1e3 * d_update:.2f} | {1e3 * d_sample:.2f} | - |")
-    print(
-        f"\nupdate-time ratio Nash-Q / DQN: {n_update / d_update:.2f}; "
-        f"update+sample ratio: {(n_update + n_sample) / (d_update + d_sample):.2f}"
-    )
-    print(f"equilibrium targets: {100 * n_solver / n_update:.0f}% of the Nash-Q update")
+    print("| | learner update (ms) | replay sample (ms) | of which equilibrium targets (ms) | ratio to DQN update |")
+    print("|---|---:|---:|---:|---:|")
+    for search, n_sample, n_update, n_solver in rows:
+        print(
+            f"| Deep Nash-Q, equilibrium_search={search} | {1e3 * n_update:.2f} | {1e3 * n_sample:.2f} | "
+            f"{1e3 * n_solver:.2f} | {n_update / d_update:.2f} |"
+        )
+    print(f"| RLlib DQN (independent, one module per firm) | {1e3 * d_update:.2f} | {1e3 * d_sample:.2f} | - | 1.00 |")
 
 
 if __name__ == "__main__":

@@ -20,12 +20,14 @@ class CheckpointError(ValueError):
     pass
 
 
-def write_meta(path: Path, config: dict[str, Any], metrics: dict[str, float]) -> None:
+def write_meta(path: Path, config: dict[str, Any], metrics: dict[str, float], final_state=None) -> None:
     meta = {
         "algorithm": config["algorithm"]["name"],
         "market": config["market"]["type"],
         "iteration": int(metrics.get("iteration", 0)),
         "env_steps": float(metrics.get("env_steps", 0)),
+        # The market state training had reached: long-run outcomes are measured from it.
+        "final_state": final_state,
     }
     (Path(path) / META).write_text(json.dumps(meta, indent=2))
 

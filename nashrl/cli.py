@@ -164,6 +164,16 @@ def cmd_suite(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nashrl", description="Deep Nash Q-learning in oligopoly markets on RLlib")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,7 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="greedy policy of a checkpoint against theory")
     p.add_argument("checkpoint")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="periods simulated in random markets (default: the run's evaluation_steps)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("suite", help="run an experiment suite and write its result tables")

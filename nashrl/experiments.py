@@ -93,7 +93,7 @@ def run_suite(path: str | Path, only: list[str] | None = None, resume: bool = Fa
                 continue
             started = time.time()
             summary = run_training(validate(config), quiet=True)
-            evaluation = evaluate_checkpoint(summary["checkpoint"], steps=config["run"]["evaluation_steps"])
+            evaluation = evaluate_checkpoint(summary["checkpoint"])
             row = {
                 "experiment": exp["name"],
                 "algorithm": config["algorithm"]["name"],

@@ -90,7 +90,7 @@ def save_checkpoint(trainer, run_dir: Path, config: dict[str, Any], metrics: dic
     path = run_dir / "checkpoints" / f"iter_{int(metrics.get('iteration', 0)):06d}"
     path.mkdir(parents=True, exist_ok=True)
     trainer.save(path)
-    write_meta(path, config, metrics)
+    write_meta(path, config, metrics, trainer.final_state())
     return path
 
 
@@ -114,11 +114,14 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
         run_dir = new_run_dir(config)  # only once the checkpoint loaded: nothing half-written
         (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         summary = _loop(trainer, config, run_dir, quiet)
+        # The same start state, seed and length as the final checkpoint's evaluation: the same numbers.
+        summary["final_state"] = trainer.final_state()
         summary["evaluation"] = summarize(
             trainer.policy(),
             make_market(config["market"]),
             steps=config["run"]["evaluation_steps"],
             seed=config["run"]["seed"],
+            start_state=summary["final_state"],
         )
     finally:
         trainer.stop()
@@ -148,7 +151,10 @@ def _loop(trainer, config: dict[str, Any], run_dir: Path, quiet: bool) -> dict[s
             metrics["time_s"] = time.time() - started
             if eval_every and int(metrics["iteration"]) % eval_every == 0:
                 steps = config["run"]["evaluation_steps"]
-                metrics.update(scalar_metrics(summarize(trainer.policy(), market, steps=steps)))
+                ev = summarize(
+                    trainer.policy(), market, steps=steps, seed=config["run"]["seed"], start_state=trainer.final_state()
+                )
+                metrics.update(scalar_metrics(ev))
             log.log(metrics)
             bar.update(int(metrics.get("env_steps", 0)) - bar.n)
             shown = {k: v for k, v in metrics.items() if ("loss" in k or "return" in k) and math.isfinite(v)}

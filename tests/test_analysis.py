@@ -152,6 +152,45 @@ def test_impulse_response_of_grim_like_policy():
     assert ir["rival_relative_change_next_period"][0] == 0.0 and ir["deviation_profitable"] is True
 
 
+def test_long_run_outcome_is_the_limit_cycle_from_the_state_reached():
+    """Calvano's convention: a grim-trigger policy that is fully collusive from the collusive
+    state scores Delta = 1 from there (averaging a random start's path scored ~0), and a
+    two-period price cycle is averaged over the cycle."""
+    market = make_market({"type": "logit_bertrand", "memory": 1})
+    grid = market.grids[0]
+    mono, nash = nearest(grid, 1.92498), nearest(grid, 1.47293)
+
+    class Grim:
+        def act(self, obs, state):
+            return np.array([mono, mono]) if (state[-1] == mono).all() else np.array([nash, nash])
+
+    table = market.payoff_table(np.zeros((1, 2), int))
+
+    def delta_of(joint):  # Delta of playing the grid point `joint` forever
+        pi_n = market.price_or_quantity_profits(market.p_nash).mean()
+        pi_m = market.price_or_quantity_profits(market.p_monopoly).mean()
+        return (table[:, joint, joint].mean() - pi_n) / (pi_m - pi_n)
+
+    collusive = summarize(Grim(), market, steps=50, start_state=[[mono, mono]])
+    assert collusive["profit_gain"] == pytest.approx(delta_of(mono), abs=1e-12) and delta_of(mono) > 0.97
+    assert collusive["long_run"]["cycle_length"] == 1 and collusive["long_run"]["periods_to_cycle"] == 0
+    punished = summarize(Grim(), market, steps=50, start_state=[[0, 3]])
+    assert punished["profit_gain"] == pytest.approx(delta_of(nash), abs=1e-12) and abs(delta_of(nash)) < 0.03
+    assert punished["long_run"]["periods_to_cycle"] == 1
+
+    class Alternate:  # high, low, high, ... : a cycle of length 2
+        def act(self, obs, state):
+            return np.array([nash, nash]) if (state[-1] == mono).all() else np.array([mono, mono])
+
+    s = summarize(Alternate(), market, steps=50, start_state=[[0, 0]])
+    assert s["long_run"]["cycle_length"] == 2
+    expected = (table[:, mono, mono] + table[:, nash, nash]) / 2
+    assert s["mean_profit"] == pytest.approx(expected.tolist())
+    # The same arguments give the same numbers, bit for bit.
+    again = summarize(Alternate(), market, steps=50, start_state=[[0, 0]])
+    assert again == s
+
+
 def test_play_records_forced_deviation():
     market = make_market({"type": "cournot", "memory": 1})
     path = play(Constant([6, 6]), market, 4, forced={2: np.array([0, 6])})
@@ -185,6 +224,9 @@ def test_report_of_a_tabular_run(tmp_path):
         assert (report.parent / "figures" / figure).stat().st_size > 1000
     result = evaluate_checkpoint(summary["checkpoint"])
     assert result["summary"]["final_actions"] and "impulse_response" in result
+    # The run's summary and `nashrl evaluate` of its final checkpoint agree exactly.
+    assert result["summary"] == summary["evaluation"]
+    assert summary["final_state"] == result["meta"]["final_state"] is not None
 
     market = make_market({"type": "capacity"})
     maps = capacity_policy_maps(Constant([1, 1]), market, tmp_path / "maps.png")

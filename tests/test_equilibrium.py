@@ -96,6 +96,25 @@ def test_all_equilibria_match_nashpy_vertex_enumeration():
     np.testing.assert_array_equal(sol.n_equilibria.numpy(), counts)
 
 
+def test_selection_is_over_the_searched_set():
+    """A mixed equilibrium (0.769, 0.733) Pareto-dominates the only pure one (0.6, 0.7): the
+    default search (mixed only where no pure equilibrium exists) selects the pure one, as
+    documented; 'labels' and 'all' search mixed equilibria in every game and select it."""
+    game = torch.tensor(
+        [
+            [[[1.0, 0.0, 0.2], [0.4, 0.8, 0.6], [0.7, 1.0, 0.4]], [[0.2, 0.4, 0.6], [0.1, 0.0, 0.7], [1.0, 0.9, 0.4]]],
+        ],
+        dtype=torch.float64,
+    )
+    assert solve(game, selection="pareto").values[0].tolist() == pytest.approx([0.6, 0.7])
+    for search in ("labels", "all"):
+        sol = solve(game, selection="pareto", search_mixed=search)
+        assert sol.values[0].tolist() == pytest.approx([10 / 13, 11 / 15]) and bool(sol.solved[0])
+        assert int(sol.n_equilibria[0]) >= 2
+    with pytest.raises(ValueError, match="search_mixed: expected one of"):
+        solve(game, search_mixed="everything")
+
+
 def test_lemke_howson_matches_nashpy_equilibrium_set():
     rng = np.random.default_rng(1)
     games = rng.uniform(0, 1, size=(300, 2, 4, 4))

@@ -11,8 +11,6 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from nashrl.equilibrium import solve
-
 
 class JointPolicy(Protocol):
     def act(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray: ...
@@ -30,7 +28,7 @@ class NashQPolicy:
 
     def act(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray:
         q = self.stage_game(obs)
-        sol = solve(q[None].double(), concept=self.module.concept, selection=self.module.selection)
+        sol = self.module.solve_stage_games(q[None])
         return np.array([int(s[0].argmax()) for s in sol.strategies])
 
 

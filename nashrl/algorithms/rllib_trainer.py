@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
     EPISODE_RETURN_MEAN,
@@ -53,6 +54,14 @@ def flatten_result(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _market_state(runner) -> list | None:
+    """The current market state of an env runner's first env copy (None when it has no env)."""
+    try:
+        return np.asarray(runner.env.envs[0].unwrapped.market.state_).tolist()
+    except AttributeError:
+        return None
+
+
 class RLlibTrainer:
     def __init__(self, config: dict[str, Any]):
         self.config = config
@@ -68,6 +77,13 @@ class RLlibTrainer:
 
     def restore(self, path: Path) -> None:
         self.algo.restore_from_path(str(Path(path).resolve()))
+
+    def final_state(self) -> list | None:
+        """The market state reached by the first env runner's first env copy (None if not available)."""
+        group = self.algo.env_runner_group
+        remote = group.num_remote_env_runners() > 0
+        states = group.foreach_env_runner(_market_state, local_env_runner=not remote)
+        return next((s for s in states if s is not None), None)
 
     def policy(self):
         if self.name == "nash_q":

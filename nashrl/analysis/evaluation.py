@@ -13,10 +13,33 @@ from nashrl.theory.benchmarks import benchmarks
 COLLUSIVE = ("cartel", "joint_profit")
 
 
-def play(policy, market, steps: int, seed: int = 0, forced: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
-    """Greedy play for ``steps`` periods; ``forced[t]`` overrides the joint action at period t."""
+#: Deterministic markets: greedy play is iterated this many periods at most to find its cycle.
+MAX_CYCLE_SEARCH = 100_000
+
+
+def as_state(market, state) -> np.ndarray:
+    """A market state from a list (as stored in JSON), checked against the market's state shape."""
+    template = market.initial_state(np.random.default_rng(0))
+    array = np.asarray(state, dtype=template.dtype)
+    if array.size == template.size:  # JSON keeps no shape for empty states (memory 0)
+        array = array.reshape(template.shape)
+    if array.shape != template.shape:
+        raise ValueError(f"start_state: expected shape {template.shape} for {market.market_type}, got {array.shape}")
+    return array
+
+
+def play(
+    policy,
+    market,
+    steps: int,
+    seed: int = 0,
+    forced: dict[int, np.ndarray] | None = None,
+    start_state=None,
+) -> dict[str, Any]:
+    """Greedy play for ``steps`` periods from ``start_state`` (default: drawn with ``seed``);
+    ``forced[t]`` overrides the joint action at period t."""
     rng = np.random.default_rng(seed)
-    state = market.initial_state(rng)
+    state = market.initial_state(rng) if start_state is None else as_state(market, start_state)
     actions, profits, states = [], [], []
     for t in range(steps):
         obs = market.observe(state).astype(np.float32)
@@ -30,21 +53,71 @@ def play(policy, market, steps: int, seed: int = 0, forced: dict[int, np.ndarray
     return {"states": states, "actions": np.array(actions), "profits": np.array(profits)}
 
 
-def summarize(policy, market, steps: int = 50, seed: int = 0) -> dict[str, Any]:
-    """Final greedy actions and profits next to each benchmark, with grid distances, Delta and Nash gap."""
-    path = play(policy, market, steps, seed)
-    tail = max(1, steps // 2)
+def long_run(policy, market, steps: int = 50, seed: int = 0, start_state=None) -> dict[str, Any]:
+    """Where greedy play settles, the outcome every long-run metric (Delta, gaps) is measured on.
+
+    Deterministic markets (Calvano et al. 2020, section IV): iterate the greedy joint policy
+    from ``start_state`` (the state reached at the end of training when known) until a state
+    repeats; the outcome is the limit cycle, ``periods_to_cycle`` periods in, of
+    ``cycle_length`` periods; profits are averaged over the cycle. Markets with a random
+    state process have no cycle: ``steps`` periods are simulated with ``seed`` and averaged
+    over the last half. The same arguments give the same outcome, bit for bit.
+    """
+    rng = np.random.default_rng(seed)
+    start = market.initial_state(rng) if start_state is None else as_state(market, start_state)
+    if not market.deterministic:
+        path = play(policy, market, steps, seed, start_state=start)
+        tail = max(1, steps // 2)
+        return {
+            "start_state": np.asarray(start).tolist(),
+            "periods_to_cycle": None,
+            "cycle_length": None,
+            "states": path["states"][-tail:],
+            "actions": path["actions"][-tail:],
+            "profits": path["profits"][-tail:],
+        }
+    seen: dict[bytes, int] = {}
+    states, actions, profits = [], [], []
+    state = start
+    for t in range(MAX_CYCLE_SEARCH):
+        key = np.asarray(state).tobytes()
+        if key in seen:
+            break
+        seen[key] = t
+        joint = np.asarray(policy.act(market.observe(state).astype(np.float32), state), dtype=np.int64)
+        states.append(np.asarray(state).copy())
+        actions.append(joint)
+        profits.append(market.stage_profits(state, joint[None])[0])
+        state = market.transition(state, joint, rng)
+    else:
+        raise RuntimeError(f"greedy play found no cycle within {MAX_CYCLE_SEARCH} periods")
+    first = seen[key]
+    return {
+        "start_state": np.asarray(start).tolist(),
+        "periods_to_cycle": first,
+        "cycle_length": len(states) - first,
+        "states": states[first:],
+        "actions": np.array(actions[first:]),
+        "profits": np.array(profits[first:]),
+    }
+
+
+def summarize(policy, market, steps: int = 50, seed: int = 0, start_state=None) -> dict[str, Any]:
+    """Long-run greedy outcome (:func:`long_run`) next to each benchmark: grid distances, Delta, Nash gaps."""
+    outcome = long_run(policy, market, steps, seed, start_state)
     if market.sequential:
         # A period is two steps (leader, then follower); the outcome is what each mover chose.
         last = sequential_outcome(policy, market)
         values = market.action_values(last)
-        mean_profit = path["profits"][-2 * tail :].sum(0) / tail
+        periods = max(len(outcome["profits"]) / 2, 1)
+        mean_profit = outcome["profits"].sum(0) / periods
         gap, gains = stage_nash_gap(market.payoff_table(np.array([1, last[0]])), last)
     else:
-        last = path["actions"][-1]
+        first = 0 if market.deterministic else -1  # on the cycle / the last period simulated
+        last = outcome["actions"][first]
         values = market.action_values(last)
-        mean_profit = path["profits"][-tail:].mean(0)
-        gap, gains = stage_nash_gap(market.payoff_table(path["states"][-1]), last)
+        mean_profit = outcome["profits"].mean(0)
+        gap, gains = stage_nash_gap(market.payoff_table(outcome["states"][first]), last)
     summary: dict[str, Any] = {
         "market": market.market_type,
         "final_actions": values.tolist(),
@@ -53,6 +126,12 @@ def summarize(policy, market, steps: int = 50, seed: int = 0) -> dict[str, Any]:
         "stage_nash_gap": gap,
         "stage_deviation_gains": gains.tolist(),
         "comparisons": [],
+        "long_run": {
+            "start_state": outcome["start_state"],
+            "periods_to_cycle": outcome["periods_to_cycle"],
+            "cycle_length": outcome["cycle_length"],
+            "cycle_actions": market.action_values(outcome["actions"][:20]).tolist() if market.deterministic else None,
+        },
     }
     rows = benchmarks(market)
     static = [r for r in rows if r["state"] is None]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nashrl.analysis.evaluation import play
+from nashrl.analysis.evaluation import long_run, play
 
 
 def static_best_response(market, state: np.ndarray, joint: np.ndarray, firm: int) -> int:
@@ -28,19 +28,31 @@ def impulse_response(
     policy,
     market,
     *,
-    warmup: int = 50,
+    warmup: int | None = None,
     horizon: int = 15,
     deviator: int = 0,
     seed: int = 0,
     discount: float | None = None,
+    start_state=None,
 ) -> dict[str, Any]:
+    """The deviation happens on the long-run outcome: in deterministic markets after
+    ``warmup`` = periods to reach the limit cycle from ``start_state`` plus one full cycle
+    (so the pre-deviation period is on the cycle, as in Calvano et al.); else after
+    ``warmup`` periods (default 50)."""
     discount = market.discount if discount is None else discount
+    if warmup is None:
+        if market.deterministic:
+            outcome = long_run(policy, market, seed=seed, start_state=start_state)
+            warmup = outcome["periods_to_cycle"] + outcome["cycle_length"]
+        else:
+            warmup = 50
+    warmup = max(int(warmup), 1)
     steps = warmup + horizon + 1
-    baseline = play(policy, market, steps, seed)
-    pre = baseline["actions"][warmup - 1]
+    baseline = play(policy, market, steps, seed, start_state=start_state)
     forced_joint = baseline["actions"][warmup].copy()
     forced_joint[deviator] = static_best_response(market, baseline["states"][warmup], forced_joint, deviator)
-    shocked = play(policy, market, steps, seed, forced={warmup: forced_joint})
+    shocked = play(policy, market, steps, seed, forced={warmup: forced_joint}, start_state=start_state)
+    pre = baseline["actions"][warmup - 1]
     after = shocked["actions"][warmup:]
     values = market.action_values(after)
     pre_values = market.action_values(pre)
@@ -51,6 +63,7 @@ def impulse_response(
     gain = float(weights @ (shocked["profits"][warmup:, deviator] - baseline["profits"][warmup:, deviator]))
     return {
         "deviator": deviator,
+        "warmup": warmup,
         "pre_deviation_actions": pre_values.tolist(),
         "deviation_action": float(market.grids[deviator][forced_joint[deviator]]),
         "actions_after": values.tolist(),

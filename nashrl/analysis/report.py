@@ -40,17 +40,28 @@ def load_policy(checkpoint: str | Path, config: dict[str, Any]):
         raise CheckpointError(f"checkpoint: could not load a policy from {str(checkpoint)!r} ({err})") from err
 
 
-def evaluate_checkpoint(checkpoint: str | Path, steps: int = 50) -> dict[str, Any]:
+def can_punish(market) -> bool:
+    """Whether a deviation can be answered: simultaneous moves and strategies that see past actions."""
+    return not market.sequential and market.stage_game_is_benchmark and getattr(market, "memory", 0) > 0
+
+
+def evaluate_checkpoint(checkpoint: str | Path, steps: int | None = None) -> dict[str, Any]:
+    """The checkpoint's long-run greedy outcome against theory, from the state training reached
+    (stored in the checkpoint), with the run's seed and ``evaluation_steps`` unless ``steps``
+    is given: the same numbers as the run's final summary."""
     meta = read_meta(checkpoint)
     config, run_dir = experiment_of(checkpoint)
     policy = load_policy(checkpoint, config)
     market = make_market(config["market"])
-    result = {"checkpoint": str(checkpoint), "meta": meta, "summary": summarize(policy, market, steps=steps)}
-    path = play(policy, market, steps)
+    steps = config["run"]["evaluation_steps"] if steps is None else steps
+    seed, start = config["run"]["seed"], meta.get("final_state")
+    summary = summarize(policy, market, steps=steps, seed=seed, start_state=start)
+    result = {"checkpoint": str(checkpoint), "meta": meta, "summary": summary}
+    path = play(policy, market, steps, seed, start_state=start)
     result["action_path"] = market.action_values(path["actions"]).tolist()
     result["profit_path"] = path["profits"].tolist()
-    if not market.sequential and market.market_type != "capacity":
-        result["impulse_response"] = impulse_response(policy, market, warmup=max(steps // 2, 2), horizon=15)
+    if can_punish(market):
+        result["impulse_response"] = impulse_response(policy, market, horizon=15, seed=seed, start_state=start)
     result["convergence"] = _convergence_time(run_dir)
     return result
 
@@ -196,7 +207,8 @@ def write_report(run_dir: str | Path) -> Path:
         config, _ = experiment_of(checkpoint)
         market = make_market(config["market"])
         policy = load_policy(checkpoint, config)
-        path = play(policy, market, 40)
+        start, seed = summary.get("final_state"), config["run"]["seed"]
+        path = play(policy, market, 40, seed, start_state=start)
         values = market.action_values(path["actions"])
 
         def draw_paths(ax):
@@ -211,8 +223,8 @@ def write_report(run_dir: str | Path) -> Path:
             _figure(plt, figures / "action_paths.png", "greedy actions", draw_paths),
             "",
         ]
-        if not market.sequential and market.market_type != "capacity":
-            ir = impulse_response(policy, market, warmup=20, horizon=15)
+        if can_punish(market):
+            ir = impulse_response(policy, market, horizon=15, seed=seed, start_state=start)
             after = np.array(ir["actions_after"])
             lines += [
                 "## Impulse response to a one-period deviation",

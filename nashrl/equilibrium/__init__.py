@@ -14,10 +14,11 @@ from nashrl.equilibrium.payoffs import (
 )
 from nashrl.equilibrium.pure import pure_equilibrium_mask
 from nashrl.equilibrium.selection import SELECTIONS
-from nashrl.equilibrium.solver import CONCEPTS, StageGameSolution, solve
+from nashrl.equilibrium.solver import CONCEPTS, SEARCHES, StageGameSolution, solve
 
 __all__ = [
     "CONCEPTS",
+    "SEARCHES",
     "SELECTIONS",
     "SolutionCache",
     "StageGameSolution",

@@ -15,6 +15,10 @@ mixed equilibria in the order of their Lemke-Howson labels). Rules:
   symmetric game.)
 
 Remaining ties always go to the earliest candidate, so the choice is deterministic.
+
+The candidates are the equilibria the solver *searched*, not necessarily every equilibrium
+of the game: :func:`nashrl.equilibrium.solve`'s ``search_mixed`` says which set that is
+(by default every pure equilibrium, and mixed ones only in games without a pure one).
 """
 
 from __future__ import annotations

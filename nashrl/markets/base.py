@@ -44,6 +44,9 @@ class MarketEnv(ParallelEnv):
     #: equilibrium test (the exact MPE fails it), and evaluation reports the one-step
     #: deviation gain in the value sense instead.
     stage_game_is_benchmark: ClassVar[bool] = True
+    #: True when :meth:`transition` does not use its random generator: greedy play then ends
+    #: in a limit cycle, over which long-run outcomes are measured (Calvano et al. 2020).
+    deterministic: ClassVar[bool] = False
 
     def __init__(self, n_firms: int, grids: list[np.ndarray], params: dict[str, Any]):
         self.n_firms = n_firms
@@ -166,6 +169,8 @@ class RepeatedGameMarket(MarketEnv):
     game repeated, whose only Markov perfect equilibria are its Nash equilibria, the
     setting in which learned play is compared with the static closed forms.
     """
+
+    deterministic = True
 
     def __init__(self, n_firms: int, grids: list[np.ndarray], params: dict[str, Any]):
         self.memory = v.integer(params.get("memory", 1), "market.memory", minimum=0)

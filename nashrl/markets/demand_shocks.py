@@ -48,6 +48,7 @@ def markov_chain(params: dict[str, Any], n_levels: int) -> np.ndarray:
 class DemandShockMarket(RepeatedGameMarket):
     market_type = "demand_shocks"
     metadata = {**RepeatedGameMarket.metadata, "name": "demand_shocks_v0"}
+    deterministic = False  # random state process
     FIELDS = COMMON_FIELDS | {
         "n_firms",
         "a_levels",

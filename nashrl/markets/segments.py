@@ -30,6 +30,7 @@ from nashrl.theory import segments
 class SegmentsMarket(RepeatedGameMarket):
     market_type = "logit_segments"
     metadata = {**RepeatedGameMarket.metadata, "name": "logit_segments_v0"}
+    deterministic = False  # random state process
     FIELDS = COMMON_FIELDS | {
         "n_firms",
         "n_segments",

@@ -29,6 +29,7 @@ class StackelbergMarket(MarketEnv):
     market_type = "stackelberg"
     metadata = {**MarketEnv.metadata, "name": "stackelberg_v0"}
     sequential = True
+    deterministic = True
     FIELDS = COMMON_FIELDS | {"a", "b", "costs", "quantities", "n_firms"}
 
     def __init__(self, **params: Any):

@@ -222,6 +222,18 @@ class TabularTrainer:
             s = s * self.n_joint + int(np.ravel_multi_index(joint_actions, self.sizes))
         return s
 
+    def decode(self, s: int) -> np.ndarray:
+        """Inverse of :meth:`encode`: the market state ``[memory, N]`` of state index ``s``."""
+        rows = []
+        for _ in range(self.market.memory):
+            s, joint = divmod(int(s), self.n_joint)
+            rows.append(np.unravel_index(joint, self.sizes))
+        return np.array(rows[::-1], dtype=np.int64).reshape(self.market.memory, self.market.n_firms)
+
+    def final_state(self) -> list | None:
+        """The market state the learners reached (where the long-run outcome is measured from)."""
+        return self.decode(self.state).tolist()
+
     def policy(self) -> TabularPolicy:
         return TabularPolicy(self._choose, self.encode)
 

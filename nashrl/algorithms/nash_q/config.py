@@ -7,7 +7,7 @@ from typing import Any
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from nashrl.equilibrium import CONCEPTS, SELECTIONS
+from nashrl.equilibrium import CONCEPTS, SEARCHES, SELECTIONS
 
 EXPLORATIONS = ("epsilon", "boltzmann")
 
@@ -28,7 +28,9 @@ class NashQConfig(AlgorithmConfig):
     """Deep Nash-Q settings (see :mod:`nashrl.algorithms.nash_q.learner` for the targets).
 
     Training keys: ``hiddens``, ``solution_concept`` (nash | correlated | maximin),
-    ``selection`` (pareto | utilitarian | egalitarian | first), ``solver_backend``,
+    ``selection`` (pareto | utilitarian | egalitarian | first) among the equilibria that
+    ``equilibrium_search`` finds (auto | always | labels | all, see
+    :func:`nashrl.equilibrium.solve`), ``solver_backend``,
     ``exploration`` (epsilon | boltzmann), ``epsilon`` and ``temperature`` (a number or
     ``[[env_step, value], ...]`` piecewise-linear schedules), ``double_q``,
     ``target_network_update_freq`` (env steps), ``tau``, ``replay_capacity``,
@@ -49,6 +51,7 @@ class NashQConfig(AlgorithmConfig):
         self.solution_concept = "nash"
         self.selection = "pareto"
         self.solver_backend = "auto"
+        self.equilibrium_search = "auto"
         self.exploration = "epsilon"
         self.epsilon = [(0, 1.0), (20_000, 0.02)]
         self.temperature = [(0, 1.0), (20_000, 0.01)]
@@ -68,6 +71,7 @@ class NashQConfig(AlgorithmConfig):
         solution_concept=NotProvided,
         selection=NotProvided,
         solver_backend=NotProvided,
+        equilibrium_search=NotProvided,
         exploration=NotProvided,
         epsilon=NotProvided,
         temperature=NotProvided,
@@ -90,6 +94,7 @@ class NashQConfig(AlgorithmConfig):
             solution_concept=solution_concept,
             selection=selection,
             solver_backend=solver_backend,
+            equilibrium_search=equilibrium_search,
             exploration=exploration,
             epsilon=epsilon,
             temperature=temperature,
@@ -129,6 +134,7 @@ class NashQConfig(AlgorithmConfig):
             "solution_concept": self.solution_concept,
             "selection": self.selection,
             "solver_backend": self.solver_backend,
+            "equilibrium_search": self.equilibrium_search,
             "exploration": self.exploration,
             "epsilon": self.epsilon,
             "temperature": self.temperature,
@@ -146,6 +152,8 @@ def nash_q_errors(config: NashQConfig) -> list[str]:
         errors.append(f"selection: expected one of {SELECTIONS}, got {config.selection!r}")
     if config.solver_backend not in ("auto", "torch", "numba"):
         errors.append(f"solver_backend: expected auto, torch or numba, got {config.solver_backend!r}")
+    if config.equilibrium_search not in SEARCHES:
+        errors.append(f"equilibrium_search: expected one of {SEARCHES}, got {config.equilibrium_search!r}")
     if config.exploration not in EXPLORATIONS:
         errors.append(f"exploration: expected one of {EXPLORATIONS}, got {config.exploration!r}")
     if not schedule_ok(config.lr) or config.lr == 0:

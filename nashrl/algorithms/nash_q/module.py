@@ -46,7 +46,8 @@ def mlp(n_in: int, hiddens: list[int], n_out: int) -> nn.Sequential:
 
 class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     """``model_config`` keys: ``action_sizes``, ``hiddens``, ``solution_concept``,
-    ``selection``, ``solver_backend``, ``exploration``, ``epsilon``, ``temperature``."""
+    ``selection``, ``solver_backend``, ``equilibrium_search``, ``exploration``, ``epsilon``,
+    ``temperature``."""
 
     def setup(self) -> None:
         cfg = self.model_config
@@ -56,7 +57,13 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         self.selection: str = cfg.get("selection", "pareto")
         self.solver_backend: str = cfg.get("solver_backend", "auto")
         # Games recur (same states, weights unchanged between syncs/target updates): memoise.
-        self._solutions = SolutionCache(concept=self.concept, selection=self.selection, backend=self.solver_backend)
+        self.equilibrium_search: str = cfg.get("equilibrium_search", "auto")
+        self._solutions = SolutionCache(
+            concept=self.concept,
+            selection=self.selection,
+            backend=self.solver_backend,
+            search_mixed=self.equilibrium_search,
+        )
         self.exploration: str = cfg.get("exploration", "epsilon")
         self.epsilon_schedule = Scheduler(cfg.get("epsilon", [(0, 1.0), (10_000, 0.05)]), framework="torch")
         self.temperature_schedule = Scheduler(cfg.get("temperature", [(0, 1.0), (10_000, 0.01)]), framework="torch")
