@@ -8,22 +8,14 @@ import sys
 from typing import Any
 
 from nashrl.checkpoints import CheckpointError
+from nashrl.equilibrium.selection import SELECTIONS
+from nashrl.files import json_default
 from nashrl.markets.validation import ConfigError
+from nashrl.train import TrainingError
 
 
 def _fmt(values) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
-
-
-def json_default(value: Any) -> Any:
-    """numpy scalars and arrays in JSON output."""
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def print_theory(rows: list[dict[str, Any]]) -> None:
@@ -191,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("theory", help="print the theory benchmarks of the config's market")
     with_config(p)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--selection", default="pareto", help="equilibrium selection for grid equilibria")
+    p.add_argument(
+        "--selection", default="pareto", choices=SELECTIONS, help="equilibrium selection for grid equilibria"
+    )
     p.set_defaults(func=cmd_theory)
 
     p = sub.add_parser("train", help="train, checkpoint and compare the greedy policy with theory")
@@ -232,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError) as err:
+    except (ConfigError, CheckpointError, TrainingError) as err:
         print(f"nashrl: error: {err}", file=sys.stderr)
         return 2
 

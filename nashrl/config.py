@@ -7,6 +7,7 @@ was expected. ``--set key.path=value`` overrides are applied first (values parse
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from nashrl.markets import make_market
-from nashrl.markets.validation import ConfigError
+from nashrl.markets.validation import ConfigError, is_real
 
 ALGORITHMS = ("nash_q", "dqn", "tabular_nash_q", "tabular_q")
 SECTIONS = {"name", "market", "algorithm", "run", "tune"}
@@ -38,7 +39,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     if not path.is_file():
         raise ConfigError(f"config: no such file {str(path)!r}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config: {path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"config: {path} is not valid YAML ({err})") from err
     if not isinstance(raw, Mapping):
@@ -67,18 +70,30 @@ def apply_override(config: dict[str, Any], item: str) -> None:
     node[parts[-1]] = value
 
 
+#: Largest network (parameters) a config may ask for.
+MAX_PARAMETERS = 50_000_000
+
+
 def validate(config: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(config) - SECTIONS)
+    unknown = sorted(set(config) - SECTIONS, key=str)
     if unknown:
         raise ConfigError(f"config: unknown section(s) {unknown}; expected some of {sorted(SECTIONS)}")
+    config["name"] = validate_name(config.get("name"))
     if "market" not in config:
         raise ConfigError("market: missing; expected a mapping with a 'type' field")
+    for section in ("algorithm", "run", "tune"):
+        if config.get(section) is not None and not isinstance(config[section], Mapping):
+            raise ConfigError(
+                f"{section}: expected a mapping, got {type(config[section]).__name__} {config[section]!r}"
+            )
     market = make_market(config["market"])  # raises ConfigError naming the market field
     config["algorithm"] = _validate_algorithm(dict(config.get("algorithm") or {"name": "nash_q"}))
     if config["algorithm"]["name"].startswith("tabular"):
         from nashrl.algorithms.baselines.tabular import check_market
 
         check_market(config["algorithm"]["name"], market)
+    else:
+        _check_network_size(config["algorithm"], market)
     config["run"] = _validate_run(dict(config.get("run") or {}))
     if "tune" in config:
         from nashrl.tune import validate_tune
@@ -87,9 +102,35 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def validate_name(name: Any) -> str:
+    """The experiment name: one path component (it names a folder under ``run.output_dir``)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"name: expected a non-empty string, got {name!r}")
+    if name in (".", "..") or any(c in name for c in "/\\\0") or len(name) > 100:
+        raise ConfigError(f"name: expected one folder name (no '/', '\\', '..', at most 100 characters), got {name!r}")
+    return name
+
+
+def _check_network_size(algo: dict[str, Any], market) -> None:
+    """Refuse networks too large to build, computed from the layer sizes (nothing allocated)."""
+    import math
+
+    hiddens = list(algo.get("hiddens", [64, 64]))
+    outputs = [market.n_firms * math.prod(market.action_sizes)] if algo["name"] == "nash_q" else market.action_sizes
+    total = 0
+    for n_out in outputs:
+        widths = [market.observation_size, *hiddens, n_out]
+        total += sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    if total > MAX_PARAMETERS:
+        raise ConfigError(
+            f"algorithm.hiddens: {hiddens} with {market.observation_size} inputs and {max(outputs):,} outputs is "
+            f"{float(total):.3g} parameters; expected at most {MAX_PARAMETERS:,}"
+        )
+
+
 def _validate_algorithm(algo: dict[str, Any]) -> dict[str, Any]:
     name = algo.get("name", "nash_q")
-    if name not in ALGORITHMS:
+    if not isinstance(name, str) or name not in ALGORITHMS:
         raise ConfigError(f"algorithm.name: expected one of {ALGORITHMS}, got {name!r}")
     algo["name"] = name
     settings = {k: v for k, v in algo.items() if k != "name"}
@@ -109,8 +150,8 @@ def _validate_run(run: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(stop, Mapping) or not stop or set(stop) - STOP_KEYS:
         raise ConfigError(f"run.stop: expected a mapping with some of {sorted(STOP_KEYS)}, got {stop!r}")
     for key, value in stop.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(f"run.stop.{key}: expected a positive number, got {value!r}")
+        if not is_real(value) or value <= 0:
+            raise ConfigError(f"run.stop.{key}: expected a finite positive number, got {value!r}")
     for key in (
         "num_env_runners",
         "num_envs_per_env_runner",
@@ -125,4 +166,30 @@ def _validate_run(run: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"run.{key}: expected an integer >= {minimum}, got {value!r}")
     if not isinstance(merged["output_dir"], str) or not merged["output_dir"]:
         raise ConfigError(f"run.output_dir: expected a directory path, got {merged['output_dir']!r}")
+    _check_output_dir(merged["output_dir"])
+    if not isinstance(merged["progress"], bool):
+        raise ConfigError(f"run.progress: expected true or false, got {merged['progress']!r}")
+    address = merged.get("address")
+    if address is not None and (not isinstance(address, str) or not address):
+        raise ConfigError(f"run.address: expected a Ray address such as 'auto' or 'host:6379', got {address!r}")
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        cpus = os.cpu_count() or 1
+        if merged["num_env_runners"] > cpus:
+            raise ConfigError(
+                f"run.num_env_runners: {merged['num_env_runners']} env runners need as many CPUs, this machine has "
+                f"{cpus} (Ray would wait for them forever); expected at most {cpus} on a local Ray instance, or a "
+                "cluster (run.address)"
+            )
     return merged
+
+
+def _check_output_dir(output_dir: str) -> None:
+    """The nearest existing ancestor of ``output_dir`` must be a writable directory."""
+    path = Path(output_dir).expanduser().absolute()
+    for candidate in [path, *path.parents]:
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise ConfigError(f"run.output_dir: {output_dir!r} lies under {str(candidate)!r}, which is a file")
+            if not os.access(candidate, os.W_OK):
+                raise ConfigError(f"run.output_dir: {str(candidate)!r} is not writable")
+            return

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from nashrl.config import ALGORITHMS, apply_override, load_config, validate
+from nashrl.files import atomic_write_text, write_json
 from nashrl.markets.validation import ConfigError
 
 SUITE_KEYS = {"title", "output", "raw_output", "seeds", "experiments", "run", "algorithm_overrides", "notes"}
@@ -29,19 +30,48 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"suite: no such file {str(path)!r}")
-    suite = yaml.safe_load(path.read_text())
+    try:
+        suite = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"suite: {path} is not UTF-8 text ({err.reason})") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"suite: {path} is not valid YAML ({err})") from err
     if not isinstance(suite, dict) or set(suite) - SUITE_KEYS or "experiments" not in suite:
         raise ConfigError(f"suite: expected a mapping with experiments and some of {sorted(SUITE_KEYS)}")
+    if not isinstance(suite["experiments"], list) or not suite["experiments"]:
+        raise ConfigError(f"suite.experiments: expected a non-empty list of experiments, got {suite['experiments']!r}")
+    _check_seeds(suite.get("seeds", [0]), "suite.seeds")
     for k, exp in enumerate(suite["experiments"]):
         where = f"suite.experiments[{k}]"
         if not isinstance(exp, dict) or "config" not in exp or "name" not in exp:
             raise ConfigError(f"{where}: expected a mapping with name and config")
-        for algo in exp.get("algorithms", ["nash_q"]):
+        _check_seeds(exp.get("seeds", [0]), f"{where}.seeds")
+        algorithms = exp.get("algorithms", ["nash_q"])
+        if not isinstance(algorithms, list):
+            raise ConfigError(f"{where}.algorithms: expected a list of algorithm names, got {algorithms!r}")
+        for algo in algorithms:
             if algo not in ALGORITHMS:
                 raise ConfigError(f"{where}.algorithms: expected some of {ALGORITHMS}, got {algo!r}")
         for config in expand(suite, exp):  # every run's config is valid before anything runs
             validate(config)
     return suite
+
+
+def _check_seeds(seeds: Any, field: str) -> None:
+    """A count >= 1 or a non-empty list of distinct integers >= 0."""
+    if isinstance(seeds, bool):
+        ok = False
+    elif isinstance(seeds, int):
+        ok = seeds >= 1
+    else:
+        ok = (
+            isinstance(seeds, list)
+            and bool(seeds)
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)
+            and len(set(seeds)) == len(seeds)
+        )
+    if not ok:
+        raise ConfigError(f"{field}: expected a count >= 1 or a list of distinct seeds >= 0, got {seeds!r}")
 
 
 def _seeds(suite: dict[str, Any], exp: dict[str, Any]) -> list[int]:
@@ -106,9 +136,9 @@ def run_suite(path: str | Path, only: list[str] | None = None, resume: bool = Fa
             results.append(row)
             print(json.dumps(headline(row)), flush=True)
             raw_path.parent.mkdir(parents=True, exist_ok=True)
-            raw_path.write_text(json.dumps(results, indent=1, default=float))
-            out.write_text(markdown(suite, results))  # tables so far, if the suite is stopped early
-    out.write_text(markdown(suite, results))
+            write_json(raw_path, results, indent=1)
+            atomic_write_text(out, markdown(suite, results))  # tables so far, if the suite is stopped early
+    atomic_write_text(out, markdown(suite, results))
     return out
 
 

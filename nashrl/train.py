@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -13,31 +15,44 @@ from typing import Any
 import yaml
 
 from nashrl.checkpoints import CheckpointError, check_compatible, write_meta
+from nashrl.files import atomic_write_text, write_json
 from nashrl.markets import make_market
+from nashrl.ray_session import init_ray
+
+STATUS = "status.json"
 
 
-def init_ray(config: dict[str, Any]) -> None:
-    """Connect to ``run.address`` / ``RAY_ADDRESS`` if given, else start a local Ray instance."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = config["run"].get("address") or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(include_dashboard=False, log_to_driver=False)
-    from nashrl.markets import register_rllib_envs
-
-    register_rllib_envs()
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. non-finite Q-values); the message says what was saved."""
 
 
 def new_run_dir(config: dict[str, Any]) -> Path:
+    """``<output_dir>/<name>/<algo>_seed<k>_<time>_<random>``, created exclusively: two runs
+    started in the same second (or on two machines sharing the disk) never share one."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     algo, seed = config["algorithm"]["name"], config["run"]["seed"]
-    path = Path(config["run"]["output_dir"]) / config["name"] / f"{algo}_seed{seed}_{stamp}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    parent = Path(config["run"]["output_dir"]) / config["name"]
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = parent / f"{algo}_seed{seed}_{stamp}_{secrets.token_hex(3)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
+def set_status(run_dir: Path, status: str, **extra: Any) -> None:
+    """``status.json``: running (also what a killed run leaves), complete, or failed."""
+    write_json(run_dir / STATUS, {"status": status, "pid": os.getpid(), "time": time.time(), **extra})
+
+
+def run_status(run_dir: Path) -> dict[str, Any]:
+    """The run's ``status.json`` (``{"status": "unknown"}`` when missing or unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / STATUS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"status": "unknown"}
 
 
 def stop_reached(config: dict[str, Any], metrics: dict[str, float], started: float, trainer) -> bool:
@@ -80,10 +95,11 @@ class MetricsLog:
             self.tb.close()
         if self.rows:
             keys = sorted({k for row in self.rows for k in row})
-            with open(self.run_dir / "progress.csv", "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=keys)
-                writer.writeheader()
-                writer.writerows(self.rows)
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+            atomic_write_text(self.run_dir / "progress.csv", text.getvalue())
 
 
 def save_checkpoint(trainer, run_dir: Path, config: dict[str, Any], metrics: dict[str, float]) -> Path:
@@ -98,11 +114,11 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
     from nashrl.algorithms.registry import build_trainer
     from nashrl.analysis.evaluation import summarize
 
-    if resume is not None:
-        check_compatible(resume, config)
+    resumed = check_compatible(resume, config) if resume is not None else None
     if config["algorithm"]["name"] in ("nash_q", "dqn"):
         init_ray(config)
     trainer = build_trainer(config)
+    run_dir = None
     try:
         if resume is not None:
             try:
@@ -112,8 +128,10 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
                     f"checkpoint: could not restore {resume!r} ({type(err).__name__}: {err})"
                 ) from err
         run_dir = new_run_dir(config)  # only once the checkpoint loaded: nothing half-written
-        (run_dir / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        summary = _loop(trainer, config, run_dir, quiet)
+        set_status(run_dir, "running", resumed_from=None if resume is None else str(Path(resume).resolve()))
+        atomic_write_text(run_dir / "experiment.yaml", yaml.safe_dump(config, sort_keys=False))
+        history = _history_until(resume, resumed) if resume is not None else []
+        summary = _loop(trainer, config, run_dir, quiet, history)
         # The same start state, seed and length as the final checkpoint's evaluation: the same numbers.
         summary["final_state"] = trainer.final_state()
         summary["evaluation"] = summarize(
@@ -123,19 +141,56 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
             seed=config["run"]["seed"],
             start_state=summary["final_state"],
         )
+    except BaseException as err:
+        if run_dir is not None:
+            set_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
+        raise
     finally:
         trainer.stop()
     summary["run_dir"] = str(run_dir)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(run_dir / "summary.json", summary)
+    set_status(run_dir, "complete")
     return summary
 
 
-def _loop(trainer, config: dict[str, Any], run_dir: Path, quiet: bool) -> dict[str, Any]:
+def _history_until(resume: str, meta: dict[str, Any]) -> list[dict[str, float]]:
+    """The resumed run's logged rows up to the checkpoint (so logs and ``time_s`` continue)."""
+    for parent in Path(resume).resolve().parents:
+        log = parent / "progress.jsonl"
+        if log.is_file():
+            rows = []
+            for line in log.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:  # a torn last line of a killed run
+                    continue
+                if isinstance(row, dict) and row.get("iteration", 0) <= meta["iteration"]:
+                    rows.append(row)
+            return rows
+    return []
+
+
+def diverged(metrics: dict[str, float]) -> str | None:
+    """What went non-finite in an iteration's metrics (None when all is finite)."""
+    for key, value in metrics.items():
+        if key.endswith("non_finite_updates") and value > 0:
+            return f"{int(value)} update(s) with non-finite loss or gradients were skipped ({key})"
+        if ("loss" in key or "q_taken" in key) and not math.isfinite(value):
+            return f"{key} = {value}"
+    return None
+
+
+def _loop(
+    trainer, config: dict[str, Any], run_dir: Path, quiet: bool, history: list[dict[str, float]] | None = None
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     from nashrl.analysis.evaluation import scalar_metrics, summarize
 
     log = MetricsLog(run_dir)
+    for row in history or []:  # a resumed run's log up to its checkpoint
+        log.log(row)
+    offset = float((history or [{}])[-1].get("time_s", 0.0))
     market = make_market(config["market"])
     eval_every = config["run"]["eval_every"]
     stop = config["run"]["stop"]
@@ -148,7 +203,16 @@ def _loop(trainer, config: dict[str, Any], run_dir: Path, quiet: bool) -> dict[s
     try:
         while True:
             metrics = trainer.train()
-            metrics["time_s"] = time.time() - started
+            metrics["time_s"] = offset + time.time() - started
+            problem = diverged(metrics)
+            if problem is not None:
+                log.log(metrics)
+                saved = save_checkpoint(trainer, run_dir, config, metrics)
+                raise TrainingError(
+                    f"training diverged at iteration {int(metrics['iteration'])}: {problem}; the weights of the "
+                    f"last finite update are saved in {saved.resolve()}; expected finite Q-values: lower "
+                    "algorithm.lr, scale rewards (market.normalise_rewards) or clip gradients (algorithm.grad_clip)"
+                )
             if eval_every and int(metrics["iteration"]) % eval_every == 0:
                 steps = config["run"]["evaluation_steps"]
                 ev = summarize(
@@ -161,7 +225,7 @@ def _loop(trainer, config: dict[str, Any], run_dir: Path, quiet: bool) -> dict[s
             bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in shown.items()})
             if every and int(metrics["iteration"]) % every == 0:
                 last_ckpt = save_checkpoint(trainer, run_dir, config, metrics)
-            if stop_reached(config, metrics, started, trainer):
+            if stop_reached(config, metrics, started - offset, trainer):
                 break
         if last_ckpt is None or last_ckpt.name != f"iter_{int(metrics['iteration']):06d}":
             last_ckpt = save_checkpoint(trainer, run_dir, config, metrics)

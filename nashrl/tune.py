@@ -83,7 +83,7 @@ def run_tune(config: dict[str, Any]) -> dict[str, Any]:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from nashrl.algorithms.rllib_trainer import algorithm_config
-    from nashrl.train import init_ray
+    from nashrl.ray_session import init_ray
 
     init_ray(config)
     spec = config["tune"]

@@ -16,8 +16,18 @@ from ray.rllib.utils.metrics import (
 
 from nashrl.algorithms.policies import IndependentPolicy, NashQPolicy
 from nashrl.markets import make_market
+from nashrl.ray_session import remove_logdir, rllib_logdir
 
-LEARNER_KEYS = ("td_loss", "qf_loss", "solver_unsolved", "solver_mean_equilibria", "solver_seconds", "q_taken_mean")
+LEARNER_KEYS = (
+    "td_loss",
+    "qf_loss",
+    "solver_unsolved",
+    "solver_mean_equilibria",
+    "solver_max_gap",
+    "solver_seconds",
+    "q_taken_mean",
+    "non_finite_updates",
+)
 
 
 def rllib_resources(run: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +77,8 @@ class RLlibTrainer:
         self.config = config
         self.name = config["algorithm"]["name"]
         self.agents = list(make_market(config["market"]).possible_agents)
-        self.algo = algorithm_config(config).build_algo()
+        with rllib_logdir() as self._logdir:  # not ~/ray_results/<stamp>
+            self.algo = algorithm_config(config).build_algo()
 
     def train(self) -> dict[str, float]:
         return flatten_result(self.algo.train())
@@ -96,3 +107,4 @@ class RLlibTrainer:
 
     def stop(self) -> None:
         self.algo.stop()
+        remove_logdir(self._logdir)

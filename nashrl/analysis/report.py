@@ -11,6 +11,7 @@ import numpy as np
 from nashrl.analysis.evaluation import play, summarize
 from nashrl.analysis.impulse import impulse_response
 from nashrl.checkpoints import CheckpointError, experiment_of, read_meta
+from nashrl.files import atomic_write_text
 from nashrl.markets import make_market
 
 
@@ -63,15 +64,34 @@ def evaluate_checkpoint(checkpoint: str | Path, steps: int | None = None) -> dic
     if can_punish(market):
         result["impulse_response"] = impulse_response(policy, market, horizon=15, seed=seed, start_state=start)
     result["convergence"] = _convergence_time(run_dir)
+    if run_dir is not None:
+        from nashrl.train import run_status
+
+        status = run_status(run_dir)["status"]
+        if status != "complete":
+            result["warning"] = f"the run that wrote this checkpoint is incomplete (status {status})"
     return result
 
 
-def _convergence_time(run_dir: Path) -> dict[str, Any] | None:
-    """First logged env step after which the greedy evaluation stopped changing (from progress.jsonl)."""
-    log = run_dir / "progress.jsonl"
+def read_progress(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``progress.jsonl``; a missing file is no rows, a torn line (killed run) is skipped."""
+    log = Path(run_dir) / "progress.jsonl"
     if not log.is_file():
-        return None
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        return []
+    rows = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _convergence_time(run_dir: Path | None) -> dict[str, Any] | None:
+    """How long the run trained until the evaluated checkpoint's last logged row (from progress.jsonl)."""
+    rows = read_progress(run_dir) if run_dir is not None else []
     if not rows:
         return None
     return {
@@ -85,6 +105,8 @@ def print_evaluation(result: dict[str, Any]) -> None:
     from nashrl.cli import print_policy_summary
 
     print(f"checkpoint: {result['checkpoint']} ({result['meta']['algorithm']} on {result['meta']['market']})")
+    if "warning" in result:
+        print(f"warning: {result['warning']}")
     print_policy_summary(result["summary"])
     if "impulse_response" in result:
         ir = result["impulse_response"]
@@ -139,15 +161,30 @@ def write_report(run_dir: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nashrl.train import run_status
+
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run_dir: {str(run_dir)!r} is not a directory")
     summary_file = run_dir / "summary.json"
+    status = run_status(run_dir)["status"]
     if not summary_file.is_file():
-        raise CheckpointError(f"run_dir: {str(run_dir)!r} has no summary.json; expected a finished nashrl train run")
-    summary = json.loads(summary_file.read_text())
-    rows = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines() if line.strip()]
+        raise CheckpointError(
+            f"run_dir: {str(run_dir)!r} has no summary.json (status {status}: the run was killed, failed or is "
+            "still going); expected a finished nashrl train run, or evaluate one of its checkpoints"
+        )
+    try:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"run_dir: {summary_file} is corrupt ({err})") from err
+    rows = read_progress(run_dir)
     figures = run_dir / "figures"
     figures.mkdir(exist_ok=True)
     lines = [f"# Run report: {run_dir.name}", ""]
+    if status != "complete":
+        lines += [f"**Warning: this run is incomplete (status {status}).**", ""]
+    if not rows:
+        lines += ["No training progress was logged (progress.jsonl missing or empty).", ""]
     steps = np.array([r.get("env_steps", i) for i, r in enumerate(rows)])
 
     def series(key):
@@ -250,5 +287,5 @@ def write_report(run_dir: str | Path) -> Path:
             capacity_policy_maps(policy, market, figures / "policy_maps.png")
             lines += ["## Investment policy against the MPE", "", "![policy maps](figures/policy_maps.png)", ""]
     out = run_dir / "report.md"
-    out.write_text("\n".join(lines))
+    atomic_write_text(out, "\n".join(lines))
     return out

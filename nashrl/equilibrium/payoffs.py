@@ -46,8 +46,12 @@ def as_payoff_tensor(
             ``[B, N, A_1, ..., A_N]``, an action set is empty, or a payoff is not finite.
     """
     if isinstance(payoffs, np.ndarray):
+        if not (np.issubdtype(payoffs.dtype, np.floating) or np.issubdtype(payoffs.dtype, np.integer)):
+            raise ValueError(f"payoffs: expected real numbers, got dtype {payoffs.dtype}")
         tensor = torch.as_tensor(payoffs, dtype=dtype, device=device)
     elif isinstance(payoffs, torch.Tensor):
+        if payoffs.is_complex() or payoffs.dtype == torch.bool:
+            raise ValueError(f"payoffs: expected real numbers, got dtype {payoffs.dtype}")
         tensor = payoffs.to(dtype=dtype, device=device if device is not None else payoffs.device)
     else:
         raise TypeError(f"payoffs: expected a torch.Tensor or numpy array, got {type(payoffs).__name__}")

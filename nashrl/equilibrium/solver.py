@@ -197,7 +197,10 @@ def solve(
         concept: ``"nash"``, ``"correlated"`` (welfare-maximising) or ``"maximin"``.
         selection: how to pick among several Nash equilibria, see
             :mod:`~nashrl.equilibrium.selection`.
-        tol: Nash-gap tolerance for a game to count as solved.
+        tol: Nash-gap tolerance for a game to count as solved, applied to the game divided
+            by :math:`\\max(1, \\max |G|)` (every game is solved in those units, so
+            scaling payoffs up changes nothing but the units of ``values`` and
+            ``nash_gap``, which are reported in the game's own units).
         lh_starts: two players: Lemke-Howson labels tried (more labels, more mixed
             equilibria found).
         search_mixed: which equilibria selection chooses among (two players; N >= 3
@@ -225,6 +228,32 @@ def solve(
     """
     _check_options(concept, selection, tol, lh_starts, search_mixed)
     game = as_payoff_tensor(payoffs)
+    if game.shape[0] == 0:
+        return _empty_solution(game)
+    # Scale-invariance is free: solve G / s with s = max(1, max |G|) per game, report in G's units.
+    scale = game.flatten(1).abs().amax(1).clamp_min(1.0)
+    view = (-1,) + (1,) * (game.ndim - 1)
+    sol = _solve_normalised(
+        game / scale.view(view), concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters
+    )
+    sol.values = sol.values * scale.unsqueeze(1)
+    sol.nash_gap = sol.nash_gap * scale
+    return sol
+
+
+def _empty_solution(game: torch.Tensor) -> StageGameSolution:
+    b, n = game.shape[:2]
+    return StageGameSolution(
+        strategies=[game.new_zeros(0, a) for a in game.shape[2:]],
+        values=game.new_zeros(0, n),
+        nash_gap=game.new_zeros(0),
+        solved=torch.zeros(0, dtype=torch.bool, device=game.device),
+        n_equilibria=torch.zeros(0, dtype=torch.long, device=game.device),
+        correlation=None,
+    )
+
+
+def _solve_normalised(game, concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters):
     b, n_players = game.shape[:2]
     sizes = tuple(game.shape[2:])
     if concept == "correlated":

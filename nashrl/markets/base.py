@@ -49,12 +49,13 @@ class MarketEnv(ParallelEnv):
     deterministic: ClassVar[bool] = False
 
     def __init__(self, n_firms: int, grids: list[np.ndarray], params: dict[str, Any]):
+        v.joint_actions([len(g) for g in grids])  # before anything enumerates them
         self.n_firms = n_firms
         self.grids = grids
         self.params = dict(params)
         self.episode_length = v.integer(params.get("episode_length", 100), "market.episode_length")
         self.discount = v.number(params.get("discount", 0.95), "market.discount", nonneg=True, below=1.0)
-        self.normalise_rewards = bool(params.get("normalise_rewards", False))
+        self.normalise_rewards = v.boolean(params.get("normalise_rewards", False), "market.normalise_rewards")
         self.possible_agents = [f"firm_{i}" for i in range(n_firms)]
         self.agents: list[str] = []
         self.render_mode = None

@@ -40,6 +40,9 @@ def constrained_cournot(a: float, b: float, costs: np.ndarray, capacities: np.nd
     return q
 
 
+MAX_STATES = 200_000
+
+
 class CapacityMarket(MarketEnv):
     market_type = "capacity"
     metadata = {**MarketEnv.metadata, "name": "capacity_v0"}
@@ -60,7 +63,7 @@ class CapacityMarket(MarketEnv):
 
     def __init__(self, **params: Any):
         v.only_known(params, self.FIELDS, "market")
-        n = v.integer(params.get("n_firms", 2), "market.n_firms", minimum=2)
+        n = v.n_firms(params.get("n_firms", 2))
         self.a, self.b, self.costs = cournot_demand(params, n)
         self.levels = v.integer(params.get("capacity_levels", 5), "market.capacity_levels", minimum=2)
         self.capacity_step = v.number(params.get("capacity_step", 1.5), "market.capacity_step", positive=True)
@@ -79,6 +82,12 @@ class CapacityMarket(MarketEnv):
                 raise v.ConfigError(f"market.initial_capacity: expected 'random' or a level below {self.levels}")
         self.initial_capacity = init
         params = {"discount": 0.925, **params}
+        if self.levels**n > MAX_STATES:
+            raise v.ConfigError(
+                f"market.capacity_levels: {self.levels}^{n} = {float(self.levels) ** n:.3g} states; expected at most "
+                f"{MAX_STATES:,} (the state space is enumerated for the MPE)"
+            )
+        v.joint_actions([len(grid)] * n)
         self.state_list = [np.array(s) for s in itertools.product(range(self.levels), repeat=n)]
         self.product_market = {tuple(s): self._product_market_profits(s) for s in self.state_list}
         self.moves = self._capacity_moves(grid)

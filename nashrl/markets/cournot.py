@@ -36,7 +36,7 @@ class CournotMarket(RepeatedGameMarket):
 
     def __init__(self, **params: Any):
         v.only_known(params, self.FIELDS, "market")
-        n = v.integer(params.get("n_firms", 2), "market.n_firms", minimum=2)
+        n = v.n_firms(params.get("n_firms", 2))
         self.a, self.b, self.costs = cournot_demand(params, n)
         default = {"low": 0.0, "high": 2 * float(cournot.nash(self.a, self.b, self.costs).max()), "size": 13}
         grid = v.grid(params.get("quantities", default), "market.quantities")

@@ -62,7 +62,7 @@ class DemandShockMarket(RepeatedGameMarket):
 
     def __init__(self, **params: Any):
         v.only_known(params, self.FIELDS, "market")
-        n = v.integer(params.get("n_firms", 2), "market.n_firms", minimum=2)
+        n = v.n_firms(params.get("n_firms", 2))
         levels = params.get("a_levels", [8.0, 10.0, 12.0])
         if not isinstance(levels, (list, tuple)) or not levels:
             raise v.ConfigError(f"market.a_levels: expected a non-empty list of demand intercepts, got {levels!r}")

@@ -30,7 +30,7 @@ class LinearBertrandMarket(RepeatedGameMarket):
 
     def __init__(self, **params: Any):
         v.only_known(params, self.FIELDS, "market")
-        n = v.integer(params.get("n_firms", 2), "market.n_firms", minimum=2)
+        n = v.n_firms(params.get("n_firms", 2))
         self.a = v.per_firm(params.get("a", 1.0), n, "market.a", positive=True)
         self.gamma = v.number(params.get("gamma", 0.5), "market.gamma", nonneg=True, below=1.0)
         self.costs = v.per_firm(params.get("costs", 0.0), n, "market.costs", nonneg=True)

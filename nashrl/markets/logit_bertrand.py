@@ -28,7 +28,7 @@ class LogitBertrandMarket(RepeatedGameMarket):
 
     def __init__(self, **params: Any):
         v.only_known(params, self.FIELDS, "market")
-        n = v.integer(params.get("n_firms", 2), "market.n_firms", minimum=2)
+        n = v.n_firms(params.get("n_firms", 2))
         self.a = v.per_firm(params.get("a", 2.0), n, "market.a")
         self.a0 = v.number(params.get("a0", 0.0), "market.a0")
         self.mu = v.number(params.get("mu", 0.25), "market.mu", positive=True)

@@ -48,7 +48,7 @@ class SegmentsMarket(RepeatedGameMarket):
 
     def __init__(self, **params: Any):
         v.only_known(params, self.FIELDS, "market")
-        n = v.integer(params.get("n_firms", 2), "market.n_firms", minimum=2)
+        n = v.n_firms(params.get("n_firms", 2))
         self.n_segments = v.integer(params.get("n_segments", 64), "market.n_segments")
         self.a = v.per_firm(params.get("a", 2.0), n, "market.a")
         self.costs = v.per_firm(params.get("costs", 1.0), n, "market.costs", nonneg=True)

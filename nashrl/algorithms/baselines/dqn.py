@@ -14,8 +14,9 @@ from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from nashrl.algorithms.nash_q.config import schedule_ok
+from nashrl.algorithms.nash_q.config import hiddens_ok, schedule_ok
 from nashrl.markets import make_market, register_rllib_envs, rllib_env_name
+from nashrl.markets.validation import is_int, is_real
 
 DQN_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
@@ -40,17 +41,33 @@ def dqn_errors(settings: dict[str, Any]) -> list[str]:
     ]
     merged = {**DQN_DEFAULTS, **settings}
     if not schedule_ok(merged["lr"]) or merged["lr"] == 0:
-        errors.append(f"lr: expected a positive number or [[env_step, lr], ...], got {merged['lr']!r}")
-    positive = ("train_batch_size", "target_network_update_freq", "n_step", "replay_capacity")
-    for key in positive:
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            errors.append(f"{key}: expected a positive number, got {value!r}")
-    if not (isinstance(merged["gamma"], (int, float)) and 0 <= merged["gamma"] < 1):
+        errors.append(f"lr: expected a finite positive number or [[env_step, lr], ...], got {merged['lr']!r}")
+    if not schedule_ok(merged["epsilon"], 0.0, 1.0):
+        errors.append(
+            f"epsilon: expected a probability in [0, 1] or [[env_step, value], ...], got {merged['epsilon']!r}"
+        )
+    for key, minimum in (
+        ("train_batch_size", 1),
+        ("target_network_update_freq", 1),
+        ("n_step", 1),
+        ("replay_capacity", 1),
+        ("rollout_fragment_length", 1),
+        ("num_steps_sampled_before_learning_starts", 0),
+    ):
+        if not is_int(merged[key], minimum):
+            errors.append(f"{key}: expected an integer >= {minimum}, got {merged[key]!r}")
+    intensity = merged["training_intensity"]
+    if intensity is not None and not (is_real(intensity) and intensity > 0):
+        errors.append(f"training_intensity: expected a finite positive number or null, got {intensity!r}")
+    if not (is_real(merged["gamma"]) and 0 <= merged["gamma"] < 1):
         errors.append(f"gamma: expected a discount in [0, 1), got {merged['gamma']!r}")
-    hiddens = merged["hiddens"]
-    if not (isinstance(hiddens, list) and all(isinstance(h, int) and h > 0 for h in hiddens)):
-        errors.append(f"hiddens: expected a list of positive integers, got {hiddens!r}")
+    if not hiddens_ok(merged["hiddens"]):
+        errors.append(
+            f"hiddens: expected a list of positive integers (at most 16, each <= 8192), got {merged['hiddens']!r}"
+        )
+    for key in ("double_q", "dueling"):
+        if not isinstance(merged[key], bool):
+            errors.append(f"{key}: expected true or false, got {merged[key]!r}")
     return errors
 
 

@@ -24,6 +24,7 @@ acting by the selected stage equilibrium of :math:`Q(s)` with :math:`\varepsilon
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,10 @@ from numba import njit
 
 from nashrl.algorithms.policies import TabularPolicy
 from nashrl.equilibrium import SELECTIONS, solve
+from nashrl.files import write_json
 from nashrl.markets import make_market
 from nashrl.markets.base import RepeatedGameMarket
+from nashrl.markets.validation import is_int, is_real
 
 TABULAR_DEFAULTS: dict[str, Any] = {
     "alpha": 0.15,
@@ -47,20 +50,24 @@ TABULAR_DEFAULTS: dict[str, Any] = {
 STATE_INDEPENDENT = ("cournot", "linear_bertrand", "logit_bertrand")
 
 
+#: Largest Q table (entries) the tabular learners allocate.
+MAX_TABLE = 100_000_000
+
+
 def tabular_errors(name: str, settings: dict[str, Any]) -> list[str]:
     known = set(TABULAR_DEFAULTS) - ({"selection"} if name == "tabular_q" else set())
     errors = [f"{k}: unknown {name} setting; expected some of {sorted(known)}" for k in settings if k not in known]
     s = {**TABULAR_DEFAULTS, **settings}
-    if not (isinstance(s["alpha"], (int, float)) and 0 < s["alpha"] <= 1):
+    if not (is_real(s["alpha"]) and 0 < s["alpha"] <= 1):
         errors.append(f"alpha: expected a learning rate in (0, 1], got {s['alpha']!r}")
-    if not (isinstance(s["beta"], (int, float)) and s["beta"] >= 0):
-        errors.append(f"beta: expected an exploration decay >= 0, got {s['beta']!r}")
-    if not (isinstance(s["gamma"], (int, float)) and 0 <= s["gamma"] < 1):
+    if not (is_real(s["beta"]) and s["beta"] >= 0):
+        errors.append(f"beta: expected a finite exploration decay >= 0, got {s['beta']!r}")
+    if not (is_real(s["gamma"]) and 0 <= s["gamma"] < 1):
         errors.append(f"gamma: expected a discount in [0, 1), got {s['gamma']!r}")
     for key in ("convergence_window", "steps_per_iteration"):
-        if isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < 1:
+        if not is_int(s[key], 1):
             errors.append(f"{key}: expected an integer >= 1, got {s[key]!r}")
-    if s["selection"] not in SELECTIONS:
+    if not isinstance(s["selection"], str) or s["selection"] not in SELECTIONS:
         errors.append(f"selection: expected one of {SELECTIONS}, got {s['selection']!r}")
     return errors
 
@@ -72,6 +79,13 @@ def check_market(name: str, market) -> None:
         raise ConfigError(
             f"algorithm.name: {name} needs a repeated-game market ({', '.join(STATE_INDEPENDENT)}), "
             f"got market.type={market.market_type!r}"
+        )
+    joint = math.prod(market.action_sizes)
+    entries = joint**market.memory * market.n_firms * (joint if name == "tabular_nash_q" else max(market.action_sizes))
+    if entries > MAX_TABLE:
+        raise ConfigError(
+            f"market.memory: {name} with memory {market.memory} needs a Q table of {float(entries):.3g} entries "
+            f"({8 * entries / 2**30:.3g} GiB); expected at most {MAX_TABLE:,}: use a smaller memory or grid"
         )
 
 
@@ -249,7 +263,7 @@ class TabularTrainer:
             "iteration": self.iteration,
             "rng": self.rng.bit_generator.state,
         }
-        (path / "tabular.json").write_text(json.dumps(meta))
+        write_json(path / "tabular.json", meta)
 
     def restore(self, path: Path) -> None:
         path = Path(path)

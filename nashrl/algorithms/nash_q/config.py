@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from nashrl.equilibrium import CONCEPTS, SEARCHES, SELECTIONS
+from nashrl.markets.validation import is_int, is_real
 
 EXPLORATIONS = ("epsilon", "boltzmann")
 
 
-def schedule_ok(value: Any) -> bool:
-    """A number >= 0, or ``[[step, value], ...]`` with increasing steps and values >= 0."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value >= 0
+def schedule_ok(value: Any, low: float = 0.0, high: float = math.inf) -> bool:
+    """A finite number in ``[low, high]``, or ``[[step, value], ...]`` with increasing
+    integer steps >= 0 and values in ``[low, high]``."""
+    if is_real(value):
+        return low <= value <= high
     if isinstance(value, (list, tuple)) and value:
         return all(
-            isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, (int, float)) for x in p) and p[1] >= 0
+            isinstance(p, (list, tuple))
+            and len(p) == 2
+            and is_real(p[0])
+            and p[0] >= 0
+            and is_real(p[1])
+            and low <= p[1] <= high
             for p in value
         ) and all(a[0] < b[0] for a, b in zip(value, value[1:]))
     return False
+
+
+def hiddens_ok(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) <= MAX_LAYERS and all(is_int(h, 1, MAX_WIDTH) for h in value)
+
+
+MAX_LAYERS, MAX_WIDTH = 16, 8192
+#: RLlib settings nashrl passes on for Deep Nash-Q; any other key is refused, not forwarded.
+RLLIB_KEYS = ("lr", "gamma", "train_batch_size", "rollout_fragment_length", "grad_clip")
 
 
 class NashQConfig(AlgorithmConfig):
@@ -142,39 +159,54 @@ class NashQConfig(AlgorithmConfig):
 
 
 def nash_q_errors(config: NashQConfig) -> list[str]:
-    """Every invalid Nash-Q setting, each naming its key and what was expected."""
+    """Every invalid Nash-Q setting, each naming its key and what was expected (type-safe)."""
     errors = []
-    if not (isinstance(config.hiddens, (list, tuple)) and all(isinstance(h, int) and h > 0 for h in config.hiddens)):
-        errors.append(f"hiddens: expected a list of positive integers, got {config.hiddens!r}")
-    if config.solution_concept not in CONCEPTS:
-        errors.append(f"solution_concept: expected one of {CONCEPTS}, got {config.solution_concept!r}")
-    if config.selection not in SELECTIONS:
-        errors.append(f"selection: expected one of {SELECTIONS}, got {config.selection!r}")
-    if config.solver_backend not in ("auto", "torch", "numba"):
-        errors.append(f"solver_backend: expected auto, torch or numba, got {config.solver_backend!r}")
-    if config.equilibrium_search not in SEARCHES:
-        errors.append(f"equilibrium_search: expected one of {SEARCHES}, got {config.equilibrium_search!r}")
-    if config.exploration not in EXPLORATIONS:
-        errors.append(f"exploration: expected one of {EXPLORATIONS}, got {config.exploration!r}")
-    if not schedule_ok(config.lr) or config.lr == 0:
-        errors.append(f"lr: expected a positive number or [[env_step, lr], ...], got {config.lr!r}")
-    for key in ("epsilon", "temperature"):
-        if not schedule_ok(getattr(config, key)):
-            errors.append(f"{key}: expected a number >= 0 or [[env_step, value], ...] with increasing steps")
-    if not (isinstance(config.target_network_update_freq, int) and config.target_network_update_freq >= 1):
+    if not hiddens_ok(config.hiddens):
         errors.append(
-            f"target_network_update_freq: expected an integer >= 1, got {config.target_network_update_freq!r}"
+            f"hiddens: expected a list of at most {MAX_LAYERS} integers in [1, {MAX_WIDTH}], got {config.hiddens!r}"
         )
-    if not (0 < config.tau <= 1):
+    for key, allowed in (
+        ("solution_concept", CONCEPTS),
+        ("selection", SELECTIONS),
+        ("solver_backend", ("auto", "torch", "numba")),
+        ("equilibrium_search", SEARCHES),
+        ("exploration", EXPLORATIONS),
+        ("td_error_loss_fn", ("huber", "mse")),
+    ):
+        value = getattr(config, key)
+        if not isinstance(value, str) or value not in allowed:
+            errors.append(f"{key}: expected one of {allowed}, got {value!r}")
+    if not schedule_ok(config.lr) or config.lr == 0:
+        errors.append(f"lr: expected a finite positive number or [[env_step, lr], ...], got {config.lr!r}")
+    if not schedule_ok(config.epsilon, 0.0, 1.0):
+        errors.append(f"epsilon: expected a probability in [0, 1] or [[env_step, value], ...], got {config.epsilon!r}")
+    if not schedule_ok(config.temperature):
+        errors.append(
+            f"temperature: expected a finite number >= 0 or [[env_step, value], ...], got {config.temperature!r}"
+        )
+    for key, minimum in (
+        ("target_network_update_freq", 1),
+        ("train_batch_size", 1),
+        ("updates_per_iteration", 1),
+        ("num_steps_sampled_before_learning_starts", 0),
+    ):
+        if not is_int(getattr(config, key), minimum):
+            errors.append(f"{key}: expected an integer >= {minimum}, got {getattr(config, key)!r}")
+    if not is_int(config.rollout_fragment_length, 1):
+        errors.append(f"rollout_fragment_length: expected an integer >= 1, got {config.rollout_fragment_length!r}")
+    if not (is_real(config.tau) and 0 < config.tau <= 1):
         errors.append(f"tau: expected a number in (0, 1], got {config.tau!r}")
-    if not (isinstance(config.replay_capacity, int) and config.replay_capacity >= config.train_batch_size):
+    if not is_int(config.replay_capacity, 1) or (
+        is_int(config.train_batch_size, 1) and config.replay_capacity < config.train_batch_size
+    ):
         errors.append(f"replay_capacity: expected an integer >= train_batch_size, got {config.replay_capacity!r}")
-    if not (isinstance(config.updates_per_iteration, int) and config.updates_per_iteration >= 1):
-        errors.append(f"updates_per_iteration: expected an integer >= 1, got {config.updates_per_iteration!r}")
-    if config.td_error_loss_fn not in ("huber", "mse"):
-        errors.append(f"td_error_loss_fn: expected 'huber' or 'mse', got {config.td_error_loss_fn!r}")
-    if not (0 <= config.gamma < 1):
+    if not (is_real(config.gamma) and 0 <= config.gamma < 1):
         errors.append(f"gamma: expected a discount in [0, 1), got {config.gamma!r}")
+    for key in ("double_q", "store_buffer_in_checkpoints"):
+        if not isinstance(getattr(config, key), bool):
+            errors.append(f"{key}: expected true or false, got {getattr(config, key)!r}")
+    if config.grad_clip is not None and not (is_real(config.grad_clip) and config.grad_clip > 0):
+        errors.append(f"grad_clip: expected a finite positive number or null, got {config.grad_clip!r}")
     return errors
 
 

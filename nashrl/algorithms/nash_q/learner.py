@@ -93,6 +93,15 @@ class NashQTorchLearner(TorchLearner):
         log((module_id, "solver_seconds"), solve_seconds, window=1)
         return loss
 
+    def apply_gradients(self, gradients_dict) -> None:
+        """Skip (and count) an update whose gradients are not finite: the weights stay the last
+        finite ones, and the training loop stops the run with a clear message."""
+        if all(bool(torch.isfinite(g).all()) for g in gradients_dict.values()):
+            super().apply_gradients(gradients_dict)
+            return
+        for module_id in self.module.keys():
+            self.metrics.log_value((module_id, "non_finite_updates"), 1, reduce="sum")
+
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         """Move the target network towards the online one every ``target_network_update_freq`` env steps."""
         super().after_gradient_based_update(timesteps=timesteps)

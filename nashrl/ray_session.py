@@ -1,0 +1,105 @@
+"""Starting and joining Ray the way nashrl needs it: loopback, no stray files, no orphans.
+
+- A local instance advertises ``127.0.0.1`` (Ray 2.60's gRPC servers still listen on every
+  interface; its default token authentication guards them) and starts no dashboard.
+- A cluster address (``run.address`` / ``RAY_ADDRESS``) must answer within
+  :data:`CONNECT_TIMEOUT_S` seconds, else a one-line error instead of a hang.
+- RLlib's ``Algorithm`` (a Tune ``Trainable``) makes an empty ``~/ray_results/<stamp>``
+  folder per run; nashrl points it at a temporary folder it removes (:func:`rllib_logdir`).
+- A local instance's processes (GCS, raylet and the agents it starts) outlive a driver
+  killed with ``kill -9``; a small watchdog process (:mod:`nashrl.watchdog`, Linux) ends
+  them when the driver's pipe closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from nashrl.markets.validation import ConfigError
+
+CONNECT_TIMEOUT_S = 5.0
+_WATCHDOG: dict[str, Any] = {}
+
+
+def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse a ``host:port`` / ``ray://host:port`` address where nothing answers (``auto`` is Ray's)."""
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"run.address: expected 'auto', 'host:port' or 'ray://host:port', got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"run.address: nothing answers at {host}:{port} within {timeout:g} s ({err.strerror or err}); "
+            "expected a running Ray cluster (ray start --head) or no address for a local instance"
+        ) from err
+
+
+def init_ray(config: dict[str, Any]) -> None:
+    """Connect to ``run.address`` / ``RAY_ADDRESS`` if given, else start a local Ray instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = config["run"].get("address") or os.environ.get("RAY_ADDRESS")
+    if address:
+        check_address(address)
+        ray.init(address=address, log_to_driver=False)
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if config["run"]["num_env_runners"] > cpus:
+            ray.shutdown()
+            raise ConfigError(
+                f"run.num_env_runners: {config['run']['num_env_runners']} env runners need as many CPUs, the "
+                f"cluster at {address} has {cpus:g}; expected at most {cpus:g}"
+            )
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        start_watchdog()
+    from nashrl.markets import register_rllib_envs
+
+    register_rllib_envs()
+
+
+def start_watchdog() -> None:
+    """Have a separate process end this driver's local Ray processes if the driver dies (Linux)."""
+    if not sys.platform.startswith("linux") or _WATCHDOG:
+        return
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nashrl.watchdog", str(read_end), str(os.getpid())],
+        pass_fds=(read_end,),
+        start_new_session=True,  # not in the driver's process group: survives its killing
+        stdin=subprocess.DEVNULL,
+    )
+    os.close(read_end)
+    _WATCHDOG.update(pipe=write_end, process=process)  # the pipe closes when the driver dies
+
+
+@contextlib.contextmanager
+def rllib_logdir() -> Iterator[str]:
+    """Point RLlib's per-``Algorithm`` log folder (``~/ray_results/<stamp>``) at a temporary folder."""
+    import ray.tune.trainable.trainable as trainable
+
+    folder = tempfile.mkdtemp(prefix="nashrl-rllib-")
+    saved = trainable.DEFAULT_STORAGE_PATH
+    trainable.DEFAULT_STORAGE_PATH = folder
+    try:
+        yield folder
+    finally:
+        trainable.DEFAULT_STORAGE_PATH = saved
+
+
+def remove_logdir(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
