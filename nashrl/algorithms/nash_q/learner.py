@@ -50,6 +50,7 @@ def joint_index(actions: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
 class NashQTorchLearner(TorchLearner):
     def build(self) -> None:
         super().build()
+        self._probe: dict[str, torch.Tensor] = {}
         self._last_target_update = defaultdict(int)
         self.module.foreach_module(
             lambda mid, mod: mod.make_target_networks() if isinstance(mod, TargetNetworkAPI) else None
@@ -70,6 +71,7 @@ class NashQTorchLearner(TorchLearner):
 
     def compute_loss_for_module(self, *, module_id: str, config, batch: dict[str, Any], fwd_out: dict[str, Any]):
         module = self.module[module_id].unwrapped()
+        self._probe[module_id] = batch[Columns.OBS].detach()  # checked after the update (apply_gradients)
         q = fwd_out[Q_JOINT]
         n_firms = q.shape[1]
         flat = q.flatten(2)
@@ -94,13 +96,26 @@ class NashQTorchLearner(TorchLearner):
         return loss
 
     def apply_gradients(self, gradients_dict) -> None:
-        """Skip (and count) an update whose gradients are not finite: the weights stay the last
-        finite ones, and the training loop stops the run with a clear message."""
-        if all(bool(torch.isfinite(g).all()) for g in gradients_dict.values()):
+        """Apply an update only if its gradients are finite *and* the updated network still gives
+        finite Q-values on the batch; otherwise keep the previous weights and count it
+        (``non_finite_updates``): the training loop then stops the run with a clear message and a
+        checkpoint of these last finite weights, instead of env runners failing on NaN stage games."""
+        ok = all(bool(torch.isfinite(g).all()) for g in gradients_dict.values())
+        if ok:
+            params = [p for p in self._params.values()]
+            saved = [p.detach().clone() for p in params]
             super().apply_gradients(gradients_dict)
-            return
-        for module_id in self.module.keys():
-            self.metrics.log_value((module_id, "non_finite_updates"), 1, reduce="sum")
+            with torch.no_grad():
+                ok = all(bool(torch.isfinite(p).all()) for p in params) and all(
+                    bool(torch.isfinite(self.module[mid].unwrapped().q_values(obs)).all())
+                    for mid, obs in self._probe.items()
+                )
+                if not ok:
+                    for p, old in zip(params, saved):
+                        p.copy_(old)
+        if not ok:
+            for module_id in self.module.keys():
+                self.metrics.log_value((module_id, "non_finite_updates"), 1, reduce="sum")
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         """Move the target network towards the online one every ``target_network_update_freq`` env steps."""

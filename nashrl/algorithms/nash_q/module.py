@@ -105,6 +105,10 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
             q = self.q_values(batch[Columns.OBS])
             firm = batch[FIRM_INDEX].long()
             sol, own = self._own_strategy(q, firm)
+            # Random draws are made in a canonical row order (stably by firm), so that they do not
+            # depend on the order in which RLlib lists the agents (a set: it varies between processes).
+            order = torch.argsort(firm, stable=True)
+            back = torch.argsort(order)
             if self.exploration == "boltzmann":
                 self.temperature_schedule.update(t)
                 temperature = max(float(self.temperature_schedule.get_current_value()), 1e-8)
@@ -113,13 +117,13 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
                 for i, dev in enumerate(devs):
                     rows = firm == i
                     logits[rows, : dev.shape[1]] = dev[rows] / temperature
-                return {Columns.ACTIONS: torch.distributions.Categorical(logits=logits).sample()}
-            actions = torch.multinomial(own.clamp_min(0.0) + 1e-12, 1).squeeze(1)
+                return {Columns.ACTIONS: torch.distributions.Categorical(logits=logits[order]).sample()[back]}
+            actions = torch.multinomial(own[order].clamp_min(0.0) + 1e-12, 1).squeeze(1)[back]
             self.epsilon_schedule.update(t)
             epsilon = float(self.epsilon_schedule.get_current_value())
             sizes = torch.tensor(self.action_sizes, device=q.device)[firm]
-            random = (torch.rand(len(firm), device=q.device) * sizes).long()
-            explore = torch.rand(len(firm), device=q.device) < epsilon
+            random = (torch.rand(len(firm), device=q.device)[back] * sizes).long()
+            explore = torch.rand(len(firm), device=q.device)[back] < epsilon
         return {Columns.ACTIONS: torch.where(explore, random, actions)}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
