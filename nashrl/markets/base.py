@@ -122,8 +122,20 @@ class MarketEnv(ParallelEnv):
     def action_space(self, agent: str) -> gym.spaces.Discrete:
         return self._action_spaces[agent]
 
+    def rng_state(self) -> dict[str, Any]:
+        """The state of the market's random generator (checkpointed with the env runners)."""
+        return self._rng.bit_generator.state
+
+    def resume_rng(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` at the next reset, instead of re-seeding (resuming a checkpoint)."""
+        self._resume_state = state
+
     def reset(self, seed: int | None = None, options: dict | None = None):
-        if seed is not None:
+        resume = getattr(self, "_resume_state", None)
+        if resume is not None:  # a restored run continues the generator where the checkpoint left it
+            self._rng.bit_generator.state = resume
+            self._resume_state = None
+        elif seed is not None:
             self._rng = np.random.default_rng(seed)
         self.agents = list(self.possible_agents)
         self._t = 0

@@ -13,7 +13,10 @@ One iteration (``training_step``), CleanRL-plain:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
 from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
@@ -80,11 +83,63 @@ class NashQ(Algorithm):
 
     def get_state(self, *args, **kwargs):
         state = super().get_state(*args, **kwargs)
-        if self.config.store_buffer_in_checkpoints:
+        if store_replay(self.config, self.replay):
             state["joint_replay"] = self.replay.get_state()
+        # Exploration randomness of every env runner (RLlib checkpoints weights and counters, not RNGs).
+        state["env_runner_rng"] = self.env_runner_group.foreach_env_runner(
+            _rng_state, local_env_runner=self.env_runner_group.num_remote_env_runners() == 0
+        )
         return state
 
     def set_state(self, state) -> None:
         super().set_state(state)
         if "joint_replay" in state:
             self.replay.set_state(state["joint_replay"])
+        saved = {s["worker_index"]: s for s in state.get("env_runner_rng", [])}
+        if saved:
+            self.env_runner_group.foreach_env_runner(
+                lambda runner: _set_rng_state(runner, saved.get(runner.worker_index)),
+                local_env_runner=self.env_runner_group.num_remote_env_runners() == 0,
+            )
+
+
+#: Joint replay up to this size (bytes) goes into checkpoints by default.
+REPLAY_IN_CHECKPOINT_BYTES = 256 * 2**20
+
+
+def store_replay(config, replay) -> bool:
+    """``store_buffer_in_checkpoints``: true, false, or "auto" (when the filled buffer is under 256 MiB)."""
+    if config.store_buffer_in_checkpoints == "auto":
+        used = sum(x[: len(replay)].nbytes for x in replay.data.values())
+        return used <= REPLAY_IN_CHECKPOINT_BYTES
+    return bool(config.store_buffer_in_checkpoints)
+
+
+def _rng_state(runner) -> dict[str, Any]:
+    import random
+
+    return {
+        "worker_index": runner.worker_index,
+        "torch": torch.random.get_rng_state().numpy(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "markets": [market.rng_state() for market in _markets(runner)],
+    }
+
+
+def _markets(runner) -> list:
+    """The market of every env copy of an env runner (none where the runner has no env)."""
+    envs = getattr(getattr(runner, "env", None), "envs", None) or []
+    return [env.unwrapped.market for env in envs]
+
+
+def _set_rng_state(runner, state: dict[str, Any] | None) -> None:
+    import random
+
+    if state is None:
+        return
+    torch.random.set_rng_state(torch.as_tensor(state["torch"]))
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    for market, rng in zip(_markets(runner), state.get("markets", [])):
+        market.resume_rng(rng)

@@ -53,7 +53,8 @@ class NashQConfig(AlgorithmConfig):
     ``target_network_update_freq`` (env steps), ``tau``, ``replay_capacity``,
     ``num_steps_sampled_before_learning_starts``, ``updates_per_iteration``,
     ``td_error_loss_fn`` (huber | mse), ``store_buffer_in_checkpoints`` (keep the joint
-    replay in checkpoints, so a resumed run samples the same data); plus RLlib's ``lr``
+    replay in checkpoints, so a resumed run samples the same data; default ``"auto"``: when
+    the filled buffer is under 256 MiB); plus RLlib's ``lr``
     (a number or a schedule), ``gamma``, ``train_batch_size``.
     """
 
@@ -79,7 +80,7 @@ class NashQConfig(AlgorithmConfig):
         self.num_steps_sampled_before_learning_starts = 1_000
         self.updates_per_iteration = 1
         self.td_error_loss_fn = "huber"
-        self.store_buffer_in_checkpoints = False
+        self.store_buffer_in_checkpoints = "auto"
 
     def training(
         self,
@@ -202,9 +203,12 @@ def nash_q_errors(config: NashQConfig) -> list[str]:
         errors.append(f"replay_capacity: expected an integer >= train_batch_size, got {config.replay_capacity!r}")
     if not (is_real(config.gamma) and 0 <= config.gamma < 1):
         errors.append(f"gamma: expected a discount in [0, 1), got {config.gamma!r}")
-    for key in ("double_q", "store_buffer_in_checkpoints"):
-        if not isinstance(getattr(config, key), bool):
-            errors.append(f"{key}: expected true or false, got {getattr(config, key)!r}")
+    if not isinstance(config.double_q, bool):
+        errors.append(f"double_q: expected true or false, got {config.double_q!r}")
+    if not (isinstance(config.store_buffer_in_checkpoints, bool) or config.store_buffer_in_checkpoints == "auto"):
+        errors.append(
+            f"store_buffer_in_checkpoints: expected true, false or 'auto', got {config.store_buffer_in_checkpoints!r}"
+        )
     if config.grad_clip is not None and not (is_real(config.grad_clip) and config.grad_clip > 0):
         errors.append(f"grad_clip: expected a finite positive number or null, got {config.grad_clip!r}")
     return errors

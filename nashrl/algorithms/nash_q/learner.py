@@ -56,6 +56,16 @@ class NashQTorchLearner(TorchLearner):
             lambda mid, mod: mod.make_target_networks() if isinstance(mod, TargetNetworkAPI) else None
         )
 
+    def get_state(self, *args, **kwargs):
+        state = super().get_state(*args, **kwargs)
+        state["last_target_update"] = dict(self._last_target_update)  # when the target net was last synced
+        return state
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if "last_target_update" in state:
+            self._last_target_update = defaultdict(int, state["last_target_update"])
+
     def equilibrium_targets(self, module, batch: dict[str, torch.Tensor], config) -> tuple[torch.Tensor, Any]:
         """The centralised equilibrium hook: ``y [B, N]`` and the solver's output."""
         next_obs = batch[Columns.NEXT_OBS]
