@@ -162,17 +162,144 @@ def test_resume_refuses_missing_foreign_and_corrupt_checkpoints(ray_session, tmp
     empty.mkdir()
     with pytest.raises(CheckpointError, match="nashrl.json"):
         run_training(config, resume=str(empty))
-    foreign = tmp_path / "foreign"
-    foreign.mkdir()
-    (foreign / "nashrl.json").write_text(json.dumps({"algorithm": "dqn", "market": "cournot"}))
-    with pytest.raises(CheckpointError, match="holds dqn"):
-        run_training(config, resume=str(foreign))
-    corrupt = tmp_path / "corrupt"
-    corrupt.mkdir()
-    (corrupt / "nashrl.json").write_text(json.dumps({"algorithm": "nash_q", "market": "cournot"}))
-    with pytest.raises(CheckpointError, match="could not restore"):
-        run_training(config, resume=str(corrupt))
+    old_style = tmp_path / "old"
+    old_style.mkdir()
+    (old_style / "nashrl.json").write_text(json.dumps({"algorithm": "nash_q", "market": "cournot"}))
+    with pytest.raises(CheckpointError, match="lacks the algorithm, market, config and manifest"):
+        run_training(config, resume=str(old_style))
     assert not (tmp_path / "test").exists()  # no run directory was left behind
+
+
+def _rows(summary):
+    from pathlib import Path
+
+    lines = (Path(summary["run_dir"]) / "progress.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "time_s" and "seconds" not in k} for line in lines]
+
+
+def test_runs_are_reproducible_and_resume_is_exact(ray_session, tmp_path):
+    """One env runner, fixed seed: two runs log identical metrics; resuming the first run's
+    checkpoint (at an episode boundary, replay stored by default) logs the very same metrics."""
+    from pathlib import Path
+
+    from nashrl.train import run_training
+
+    config = small_config(tmp_path, NASH_Q, env_steps=600, memory=1)  # random initial states
+    config["run"]["checkpoint_every"] = 6  # 6 iterations x 50 steps = 12 whole episodes
+    first = run_training(config, quiet=True)
+    second = run_training(config, quiet=True)
+    assert first["run_dir"] != second["run_dir"]
+    assert _rows(first) == _rows(second) and len(_rows(first)) == 12
+    checkpoint = sorted((Path(first["run_dir"]) / "checkpoints").iterdir())[0]
+    assert checkpoint.name == "iter_000006"
+    resumed = run_training(config, resume=str(checkpoint), quiet=True)
+    assert _rows(resumed) == _rows(first)
+    assert resumed["evaluation"] == first["evaluation"]
+    assert json.loads((Path(resumed["run_dir"]) / "progress.jsonl").read_text().splitlines()[-1])["time_s"] > 0
+
+
+def test_tampered_rllib_checkpoint_is_refused_before_unpickling(ray_session, tmp_path):
+    import pickle
+    from pathlib import Path
+
+    from nashrl.analysis.report import evaluate_checkpoint
+    from nashrl.train import run_training
+
+    summary = run_training(small_config(tmp_path, NASH_Q, env_steps=300), quiet=True)
+    checkpoint = Path(summary["checkpoint"])
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    target = next(checkpoint.rglob("class_and_ctor_args.pkl"))
+    target.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(CheckpointError, match="class_and_ctor_args.pkl .* does not match the sha256"):
+        evaluate_checkpoint(checkpoint)
+    with pytest.raises(CheckpointError, match="does not match the sha256"):
+        run_training(small_config(tmp_path, NASH_Q, env_steps=300), resume=str(checkpoint))
+    assert not marker.exists()
+
+
+def test_diverging_training_stops_with_a_finite_checkpoint(ray_session, tmp_path):
+    from pathlib import Path
+
+    from nashrl.analysis.report import load_policy
+    from nashrl.checkpoints import experiment_of
+    from nashrl.train import TrainingError, run_status, run_training
+
+    config = small_config(tmp_path, {**NASH_Q, "lr": 1e30, "td_error_loss_fn": "mse"}, env_steps=1500)
+    with pytest.raises(TrainingError, match="training diverged at iteration .* last finite update are saved in") as err:
+        run_training(config, quiet=True)
+    saved = Path(str(err.value).split("saved in ")[1].split(";")[0])
+    stored, _ = experiment_of(saved)
+    policy = load_policy(saved, stored)
+    assert all(torch.isfinite(p).all() for p in policy.module.parameters())
+    assert run_status(saved.parent.parent)["status"] == "failed"
+
+
+def test_killed_driver_leaves_no_ray_processes_and_no_ray_results(tmp_path):
+    """kill -9 of `nashrl train`: the watchdog ends the local Ray instance's processes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from nashrl.watchdog import descendants, parents
+
+    results = Path.home() / "ray_results"
+    before = set(results.iterdir()) if results.is_dir() else set()
+    config = tmp_path / "long.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "name": "long",
+                "market": {"type": "cournot", "memory": 0},
+                "algorithm": {"name": "nash_q", "hiddens": [16]},
+                "run": {"stop": {"env_steps": 10**7}, "output_dir": str(tmp_path / "runs"), "progress": False},
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    driver = subprocess.Popen([sys.executable, "-m", "nashrl.cli", "train", str(config)], env=env)
+    try:
+        deadline = time.time() + 120
+        while not list((tmp_path / "runs").rglob("progress.jsonl")) and time.time() < deadline:
+            time.sleep(1)
+        assert list((tmp_path / "runs").rglob("progress.jsonl")), "training did not start"
+        time.sleep(3)
+        ray_children = [p for p in descendants(driver.pid, parents()) if _is_ray(p)]
+        assert ray_children  # raylet, gcs_server, agents, workers
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    deadline = time.time() + 30
+    alive = ray_children
+    while alive and time.time() < deadline:
+        time.sleep(1)
+        alive = [p for p in ray_children if Path(f"/proc/{p}").exists() and _state(p) != "Z"]
+    assert not alive, f"Ray processes outlived the killed driver: {alive}"
+    after = set(results.iterdir()) if results.is_dir() else set()
+    assert after == before  # nothing new under ~/ray_results
+    status = json.loads(next((tmp_path / "runs").rglob("status.json")).read_text())
+    assert status["status"] == "running"  # a killed run stays marked incomplete
+
+
+def _is_ray(pid):
+    try:
+        return "ray" in open(f"/proc/{pid}/cmdline").read()
+    except OSError:
+        return False
+
+
+def _state(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
 
 
 def test_independent_dqn_baseline_runs(ray_session, tmp_path):
