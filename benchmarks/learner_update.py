@@ -22,7 +22,7 @@ import time
 
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-from nashrl.algorithms.nash_q.algorithm import MODULE_ID, to_train_batch
+from nashrl.algorithms.nash_q.nash_q import MODULE_ID, to_train_batch
 from nashrl.algorithms.rllib_trainer import algorithm_config
 from nashrl.config import load_config, validate
 

@@ -215,10 +215,10 @@ def test_non_converged_mpe_is_flagged_in_theory_output(monkeypatch, capsys, tmp_
     import functools
     import json
 
-    import nashrl.theory.benchmarks as bm
+    import nashrl.theory.capacity as capacity
     from nashrl.cli import main
 
-    monkeypatch.setattr(bm, "solve_mpe", functools.partial(solve_mpe, method="value_iteration", max_iter=1))
+    monkeypatch.setattr(capacity, "solve_mpe", functools.partial(solve_mpe, method="value_iteration", max_iter=1))
     config = tmp_path / "cap.yaml"
     config.write_text(json.dumps({"market": HARD_CAPACITY}))
     assert main(["theory", str(config), "--json"]) == 0

@@ -16,7 +16,7 @@ def validate_settings(name: str, settings: dict[str, Any]) -> list[str]:
     if name == "nash_q":
         import inspect
 
-        from nashrl.algorithms.nash_q.config import RLLIB_KEYS, NashQConfig, nash_q_errors
+        from nashrl.algorithms.nash_q.nash_q import RLLIB_KEYS, NashQConfig, nash_q_errors
         from nashrl.markets.validation import is_int
 
         own = [p for p in inspect.signature(NashQConfig.training).parameters if p not in ("self", "kwargs")]

@@ -39,9 +39,18 @@ def algorithm_config(config: dict[str, Any]):
     name = config["algorithm"]["name"]
     settings = {k: v for k, v in config["algorithm"].items() if k != "name"}
     if name == "nash_q":
-        from nashrl.algorithms.nash_q.build import nash_q_config
+        from nashrl.algorithms.nash_q import NashQConfig
+        from nashrl.markets import register_rllib_envs, rllib_env_name
 
-        return nash_q_config(config["market"], settings, rllib_resources(config["run"]))
+        register_rllib_envs()
+        run = config["run"]
+        return (
+            NashQConfig()
+            .environment(rllib_env_name(config["market"]["type"]), env_config=dict(config["market"]))
+            .env_runners(num_env_runners=run["num_env_runners"], num_envs_per_env_runner=run["num_envs_per_env_runner"])
+            .training(**settings)
+            .debugging(seed=run["seed"])
+        )
     from nashrl.algorithms.baselines.dqn import dqn_config
 
     return dqn_config(config["market"], settings, rllib_resources(config["run"]))

@@ -27,32 +27,8 @@ import numpy as np
 from nashrl.theory.mdp import optimal_values, policy_value
 
 
-def finite_model(market) -> tuple[list[np.ndarray], Any] | None:
-    """(states, P(s_index, joint) -> distribution over states), or None when not finite/known."""
-    if market.market_type == "capacity":
-        states = market.state_list
-        index = {tuple(s): k for k, s in enumerate(states)}
-        levels = market.levels
-
-        def transition(s: int, joint: np.ndarray) -> np.ndarray:
-            probs = np.ones(1)
-            for k, a in zip(states[s], joint):
-                probs = np.outer(probs, market.moves[k, a]).ravel()
-            out = np.zeros(len(states))
-            for flat, p in enumerate(probs):
-                nxt = np.unravel_index(flat, (levels,) * market.n_firms)
-                out[index[tuple(int(x) for x in nxt)]] += p
-            return out
-
-        return states, transition
-    if market.market_type == "demand_shocks" and market.memory == 0:
-        states = market.representative_states()
-        return states, lambda s, joint: market.chain[s]
-    return None
-
-
 def dynamic_nash_gap(policy, market, discount: float | None = None) -> dict[str, Any] | None:
-    model = finite_model(market)
+    model = market.finite_model()
     if model is None:
         return None
     beta = market.discount if discount is None else discount

@@ -158,8 +158,9 @@ def summarize(policy, market, steps: int = 50, seed: int = 0, start_state=None) 
     state_rows = [r for r in rows if "state_vector" in r and r["concept"] in ("nash", "grid_nash")]
     if state_rows:
         summary["state_comparisons"] = _state_comparisons(policy, market, state_rows)
-    if market.market_type == "capacity":
-        summary.update(_mpe_summary(policy, market, rows))
+    mpe_rows = [r for r in rows if r["concept"] in ("mpe", "mpe_not_converged")]
+    if mpe_rows:
+        summary.update(_mpe_summary(policy, market, mpe_rows))
     dynamic = dynamic_nash_gap(policy, market)
     if dynamic is not None:
         summary["dynamic_nash_gap"] = dynamic
@@ -205,7 +206,7 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
     """Capacity game: the policy's investment in every state against the MPE's expected investment."""
     gaps = []
     for row in rows:
-        state = np.array(row["state"])
+        state = np.array(row["state_vector"])
         joint = policy.act(market.observe(state).astype(np.float32), state)
         gaps.append(np.abs(market.action_values(joint) - np.array(row["actions"])).max())
     return {

@@ -111,6 +111,19 @@ class MarketEnv(ParallelEnv):
         """States whose stage games set the reward scale (and that theory reports on)."""
         return [self.initial_state(np.random.default_rng(0))]
 
+    def benchmarks(self, selection: str = "pareto") -> list[dict]:
+        """The theory this market's learned play is compared with (rows, see
+        :mod:`nashrl.theory.rows`). Default: the exact equilibria of the grid stage game at
+        each representative state; markets with closed forms or an MPE override it."""
+        from nashrl.theory.rows import grid_rows
+
+        return grid_rows(self, selection)
+
+    def finite_model(self):
+        """``(states, transition(state_index, joint) -> distribution over states)`` when the state
+        process is finite and known (enables the exact dynamic Nash gap), else None."""
+        return None
+
     def _reward_scale(self) -> float:
         scale = max(float(np.abs(self.payoff_table(s)).max()) for s in self.representative_states())
         return scale if scale > 0 else 1.0

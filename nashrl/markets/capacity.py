@@ -129,3 +129,25 @@ class CapacityMarket(MarketEnv):
 
     def representative_states(self) -> list[np.ndarray]:
         return self.state_list
+
+    def benchmarks(self, selection: str = "pareto") -> list[dict]:
+        """The computed MPE's expected investment and values in every state (flagged when not verified)."""
+        from nashrl.theory.capacity import mpe_rows
+
+        return mpe_rows(self, selection)
+
+    def finite_model(self):
+        states = self.state_list
+        index = {tuple(s): k for k, s in enumerate(states)}
+
+        def transition(s: int, joint: np.ndarray) -> np.ndarray:
+            probs = np.ones(1)
+            for k, a in zip(states[s], joint):
+                probs = np.outer(probs, self.moves[k, a]).ravel()
+            out = np.zeros(len(states))
+            for flat, p in enumerate(probs):
+                nxt = np.unravel_index(flat, (self.levels,) * self.n_firms)
+                out[index[tuple(int(x) for x in nxt)]] += p
+            return out
+
+        return states, transition

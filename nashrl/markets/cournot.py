@@ -46,3 +46,15 @@ class CournotMarket(RepeatedGameMarket):
 
     def price_or_quantity_profits(self, values: np.ndarray) -> np.ndarray:
         return cournot.profits(self.a, self.b, self.costs, values)
+
+    def benchmarks(self, selection: str = "pareto") -> list[dict]:
+        """Cournot-Nash (exit of unprofitable firms), cartel, and the grid's exact equilibrium."""
+        from nashrl.theory.rows import static_rows
+
+        return static_rows(
+            self,
+            cournot.nash(self.a, self.b, self.costs),
+            cournot.cartel(self.a, self.b, self.costs),
+            "cartel",
+            selection,
+        )

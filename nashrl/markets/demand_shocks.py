@@ -99,3 +99,23 @@ class DemandShockMarket(RepeatedGameMarket):
     def representative_states(self) -> list[np.ndarray]:
         zeros = np.zeros(self.memory * self.n_firms, dtype=np.int64)
         return [np.concatenate([[k], zeros]) for k in range(len(self.a_levels))]
+
+    def benchmarks(self, selection: str = "pareto") -> list[dict]:
+        """Cournot-Nash, cartel and the grid's exact equilibrium at every demand level (the MPE:
+        the shock is exogenous)."""
+        from nashrl.theory.rows import grid_row, row
+
+        rows = []
+        for k, state in enumerate(self.representative_states()):
+            a = self.a_levels[k]
+            label = f"a={a:g}"
+            q_n, q_m = cournot.nash(a, self.b, self.costs), cournot.cartel(a, self.b, self.costs)
+            rows.append(row("nash", q_n, cournot.profits(a, self.b, self.costs, q_n), label, state))
+            rows.append(row("cartel", q_m, cournot.profits(a, self.b, self.costs, q_m), label, state))
+            rows.append(grid_row(self, state, label, selection))
+        return rows
+
+    def finite_model(self):
+        if self.memory != 0:
+            return None
+        return self.representative_states(), lambda s, joint: self.chain[s]

@@ -48,3 +48,15 @@ class LinearBertrandMarket(RepeatedGameMarket):
 
     def price_or_quantity_profits(self, values: np.ndarray) -> np.ndarray:
         return linear_bertrand.profits(self.a, self.gamma, self.costs, values)
+
+    def benchmarks(self, selection: str = "pareto") -> list[dict]:
+        """Bertrand-Nash, joint-profit prices, and the grid's exact equilibrium."""
+        from nashrl.theory.rows import static_rows
+
+        return static_rows(
+            self,
+            linear_bertrand.nash(self.a, self.gamma, self.costs),
+            linear_bertrand.joint_profit(self.a, self.costs),
+            "joint_profit",
+            selection,
+        )

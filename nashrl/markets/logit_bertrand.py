@@ -48,3 +48,9 @@ class LogitBertrandMarket(RepeatedGameMarket):
 
     def price_or_quantity_profits(self, values: np.ndarray) -> np.ndarray:
         return logit.profits(self.a, self.a0, self.mu, self.costs, values)
+
+    def benchmarks(self, selection: str = "pareto") -> list[dict]:
+        """Logit Bertrand-Nash and joint-profit prices (Calvano et al. 2020), and the grid's exact equilibrium."""
+        from nashrl.theory.rows import static_rows
+
+        return static_rows(self, self.p_nash, self.p_monopoly, "joint_profit", selection)

@@ -110,3 +110,15 @@ class SegmentsMarket(RepeatedGameMarket):
     def representative_states(self) -> list[np.ndarray]:
         past = np.zeros(self.memory * self.n_firms)
         return [np.concatenate([np.zeros(self.n_segments), past])]
+
+    def benchmarks(self, selection: str = "pareto") -> list[dict]:
+        """Logit Nash prices at equal segment weights, and the grid's exact equilibrium there."""
+        from nashrl.theory.rows import grid_row, row
+
+        state = self.representative_states()[0]
+        p_n = segments.nash(self.a, self.a0s, self.mus, self.weights(state), self.costs)
+        label = "equal segment weights"
+        return [
+            row("nash", p_n, self.stage_profits_at_prices(state, p_n), label, state),
+            grid_row(self, state, label, selection),
+        ]

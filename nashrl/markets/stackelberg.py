@@ -74,3 +74,24 @@ class StackelbergMarket(MarketEnv):
     def representative_states(self) -> list[np.ndarray]:
         """Every state: phase 0, then phase 1 after each leader quantity."""
         return [np.array([0, 0])] + [np.array([1, i]) for i in range(len(self.grids[0]))]
+
+    def benchmarks(self, selection: str = "pareto") -> list[dict]:
+        """Subgame-perfect outcome (deterrence corners included), Cournot-Nash, and backward
+        induction on the grid."""
+        from nashrl.theory.grid import grid_subgame_perfect
+        from nashrl.theory.rows import row
+
+        (c_l, c_f), costs = self.costs, self.costs
+        q_s = stackelberg.subgame_perfect(self.a, self.b, c_l, c_f)
+        q_c = cournot.nash(self.a, self.b, costs)
+        grid = grid_subgame_perfect(self)
+        return [
+            row(
+                "subgame_perfect",
+                q_s,
+                cournot.profits(self.a, self.b, costs, q_s),
+                outcome=stackelberg.outcome_kind(self.a, self.b, c_l, c_f),
+            ),
+            row("cournot_nash", q_c, cournot.profits(self.a, self.b, costs, q_c)),
+            row("grid_subgame_perfect", grid["actions"], grid["profits"]),
+        ]

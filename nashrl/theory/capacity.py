@@ -199,3 +199,27 @@ def solve_mpe(
         method=route if fixed else f"{route} (no fixed point within the limit)",
         best_response_gain=gain,
     )
+
+
+def mpe_rows(market, selection: str = "pareto") -> list[dict]:
+    """Benchmark rows of the computed MPE, one per state; labelled ``mpe_not_converged`` (never
+    ``mpe``) when the profile is not verified, with its best-response gain."""
+    from nashrl.theory.rows import row
+
+    mpe = solve_mpe(market, selection=selection)
+    invest = mpe.expected_investment(market.grids[0])
+    concept = "mpe" if mpe.converged else "mpe_not_converged"
+    return [
+        row(
+            concept,
+            x,
+            vals,
+            [int(k) for k in s],
+            s,
+            converged=bool(mpe.converged),
+            method=mpe.method,
+            best_response_gain=float(mpe.best_response_gain),
+            stage_gap=float(gap),
+        )
+        for s, x, vals, gap in zip(mpe.states, invest, mpe.values, mpe.stage_gap)
+    ]

@@ -14,7 +14,7 @@ from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from nashrl.algorithms.nash_q.config import hiddens_ok, schedule_ok
+from nashrl.algorithms.settings import hiddens_ok, schedule_ok
 from nashrl.markets import make_market, register_rllib_envs, rllib_env_name
 from nashrl.markets.validation import is_int, is_real
 

@@ -1,5 +1,5 @@
-"""Deep Nash Q-learning on RLlib's new API stack."""
+"""Deep Nash Q-learning on RLlib's new API stack: ``NashQConfig`` / ``NashQ`` (see :mod:`.nash_q`)."""
 
-from nashrl.algorithms.nash_q.config import NashQConfig
+from nashrl.algorithms.nash_q.nash_q import MODULE_ID, NashQ, NashQConfig
 
-__all__ = ["NashQConfig"]
+__all__ = ["MODULE_ID", "NashQ", "NashQConfig"]

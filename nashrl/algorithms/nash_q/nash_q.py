@@ -1,0 +1,362 @@
+"""Deep Nash-Q as an RLlib algorithm: :class:`NashQConfig` and :class:`NashQ` (RLlib's layout).
+
+``NashQConfig().environment("nashrl/cournot", env_config={...}).build_algo()`` works as for
+RLlib's own algorithms: every firm maps to the one module ``"nash_q"``, the env-to-module
+connector adds the firm index, and the module's joint-action head is sized from the market
+(:meth:`NashQConfig.market`). The module lives in :mod:`~nashrl.algorithms.nash_q.module`, the
+equilibrium targets in :mod:`~nashrl.algorithms.nash_q.learner`.
+``NashQ``: the RLlib ``Algorithm`` that runs Deep Nash-Q.
+
+One iteration (``training_step``), CleanRL-plain:
+
+1. env runners play the market with the current module (equilibrium play + exploration)
+   and return ``MultiAgentEpisode`` chunks;
+2. their joint transitions go into :class:`~nashrl.algorithms.nash_q.replay.JointTransitionBuffer`;
+3. once ``num_steps_sampled_before_learning_starts`` env steps were sampled, the learner
+   takes ``updates_per_iteration`` gradient steps on batches of ``train_batch_size``
+   (equilibrium targets computed on the learner's device);
+4. the new weights go to the env runners.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    LEARNER_RESULTS,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+)
+
+from nashrl.algorithms.nash_q.connectors import AddFirmIndex
+from nashrl.algorithms.nash_q.replay import JointTransitionBuffer
+from nashrl.algorithms.settings import MAX_LAYERS, MAX_WIDTH, hiddens_ok, schedule_ok
+from nashrl.equilibrium import CONCEPTS, SEARCHES, SELECTIONS
+from nashrl.markets.validation import is_int, is_real
+
+MODULE_ID = "nash_q"
+#: RLlib settings nashrl passes on for Deep Nash-Q; any other key is refused, not forwarded.
+RLLIB_KEYS = ("lr", "gamma", "train_batch_size", "rollout_fragment_length", "grad_clip")
+
+
+def to_nash_q_module(agent_id, *args, **kwargs) -> str:
+    """Policy mapping: every firm is played by the one shared Nash-Q module."""
+    return MODULE_ID
+
+
+def add_firm_index(env=None, spaces=None, device=None) -> AddFirmIndex:
+    """Env-to-module connector factory (RLlib calls it on every env runner)."""
+    return AddFirmIndex()
+
+
+EXPLORATIONS = ("epsilon", "boltzmann")
+
+
+class NashQConfig(AlgorithmConfig):
+    """Deep Nash-Q settings (see :mod:`nashrl.algorithms.nash_q.learner` for the targets).
+
+    Training keys: ``hiddens``, ``solution_concept`` (nash | correlated | maximin),
+    ``selection`` (pareto | utilitarian | egalitarian | first) among the equilibria that
+    ``equilibrium_search`` finds (auto | always | labels | all, see
+    :func:`nashrl.equilibrium.solve`), ``solver_backend``,
+    ``exploration`` (epsilon | boltzmann), ``epsilon`` and ``temperature`` (a number or
+    ``[[env_step, value], ...]`` piecewise-linear schedules), ``double_q``,
+    ``target_network_update_freq`` (env steps), ``tau``, ``replay_capacity``,
+    ``num_steps_sampled_before_learning_starts``, ``updates_per_iteration``,
+    ``td_error_loss_fn`` (huber | mse), ``store_buffer_in_checkpoints`` (keep the joint
+    replay in checkpoints, so a resumed run samples the same data; default ``"auto"``: when
+    the filled buffer is under 256 MiB); plus RLlib's ``lr``
+    (a number or a schedule), ``gamma``, ``train_batch_size``.
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class or NashQ)
+        self.multi_agent(policies={MODULE_ID}, policy_mapping_fn=to_nash_q_module)
+        self.env_runners(env_to_module_connector=add_firm_index)
+        # Equilibrium targets on the driver's GPU when it has one (num_learners=0: the local learner).
+        self.num_gpus_per_learner = 1 if torch.cuda.is_available() else 0
+        self.lr = 1e-3
+        self.gamma = 0.95
+        self.train_batch_size = 256
+        self.rollout_fragment_length = 25
+        self.min_sample_timesteps_per_iteration = 0
+        self.hiddens = [64, 64]
+        self.solution_concept = "nash"
+        self.selection = "pareto"
+        self.solver_backend = "auto"
+        self.equilibrium_search = "auto"
+        self.exploration = "epsilon"
+        self.epsilon = [(0, 1.0), (20_000, 0.02)]
+        self.temperature = [(0, 1.0), (20_000, 0.01)]
+        self.double_q = False
+        self.target_network_update_freq = 500
+        self.tau = 1.0
+        self.replay_capacity = 100_000
+        self.num_steps_sampled_before_learning_starts = 1_000
+        self.updates_per_iteration = 1
+        self.td_error_loss_fn = "huber"
+        self.store_buffer_in_checkpoints = "auto"
+
+    def training(
+        self,
+        *,
+        hiddens=NotProvided,
+        solution_concept=NotProvided,
+        selection=NotProvided,
+        solver_backend=NotProvided,
+        equilibrium_search=NotProvided,
+        exploration=NotProvided,
+        epsilon=NotProvided,
+        temperature=NotProvided,
+        double_q=NotProvided,
+        target_network_update_freq=NotProvided,
+        tau=NotProvided,
+        replay_capacity=NotProvided,
+        num_steps_sampled_before_learning_starts=NotProvided,
+        updates_per_iteration=NotProvided,
+        td_error_loss_fn=NotProvided,
+        store_buffer_in_checkpoints=NotProvided,
+        rollout_fragment_length=NotProvided,
+        **kwargs,
+    ) -> NashQConfig:
+        super().training(**kwargs)
+        if rollout_fragment_length is not NotProvided:
+            self.env_runners(rollout_fragment_length=rollout_fragment_length)
+        for key, value in dict(
+            hiddens=hiddens,
+            solution_concept=solution_concept,
+            selection=selection,
+            solver_backend=solver_backend,
+            equilibrium_search=equilibrium_search,
+            exploration=exploration,
+            epsilon=epsilon,
+            temperature=temperature,
+            double_q=double_q,
+            target_network_update_freq=target_network_update_freq,
+            tau=tau,
+            replay_capacity=replay_capacity,
+            num_steps_sampled_before_learning_starts=num_steps_sampled_before_learning_starts,
+            updates_per_iteration=updates_per_iteration,
+            td_error_loss_fn=td_error_loss_fn,
+            store_buffer_in_checkpoints=store_buffer_in_checkpoints,
+        ).items():
+            if value is not NotProvided:
+                setattr(self, key, value)
+        return self
+
+    def validate(self) -> None:
+        super().validate()
+        errors = nash_q_errors(self)
+        if errors:
+            self._value_error("; ".join(errors))
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from nashrl.algorithms.nash_q.module import NashQTorchRLModule
+
+        return RLModuleSpec(module_class=NashQTorchRLModule)
+
+    def get_default_learner_class(self):
+        from nashrl.algorithms.nash_q.learner import NashQTorchLearner
+
+        return NashQTorchLearner
+
+    def market(self):
+        """The market this config trains on, from ``env`` ("nashrl/<type>" or "nashrl/market") and ``env_config``."""
+        from nashrl.markets import market_from_env
+
+        return market_from_env(self.env, self.env_config)
+
+    @property
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        # The joint-action head's shape comes from the market, so a plain
+        # NashQConfig().environment("nashrl/cournot", ...) needs no module spec.
+        sizes = {"action_sizes": list(self.market().action_sizes)} if self.env is not None else {}
+        return (
+            super()._model_config_auto_includes
+            | sizes
+            | {
+                "hiddens": list(self.hiddens),
+                "solution_concept": self.solution_concept,
+                "selection": self.selection,
+                "solver_backend": self.solver_backend,
+                "equilibrium_search": self.equilibrium_search,
+                "exploration": self.exploration,
+                "epsilon": self.epsilon,
+                "temperature": self.temperature,
+            }
+        )
+
+
+def nash_q_errors(config: NashQConfig) -> list[str]:
+    """Every invalid Nash-Q setting, each naming its key and what was expected (type-safe)."""
+    errors = []
+    if not hiddens_ok(config.hiddens):
+        errors.append(
+            f"hiddens: expected a list of at most {MAX_LAYERS} integers in [1, {MAX_WIDTH}], got {config.hiddens!r}"
+        )
+    for key, allowed in (
+        ("solution_concept", CONCEPTS),
+        ("selection", SELECTIONS),
+        ("solver_backend", ("auto", "torch", "numba")),
+        ("equilibrium_search", SEARCHES),
+        ("exploration", EXPLORATIONS),
+        ("td_error_loss_fn", ("huber", "mse")),
+    ):
+        value = getattr(config, key)
+        if not isinstance(value, str) or value not in allowed:
+            errors.append(f"{key}: expected one of {allowed}, got {value!r}")
+    if not schedule_ok(config.lr) or config.lr == 0:
+        errors.append(f"lr: expected a finite positive number or [[env_step, lr], ...], got {config.lr!r}")
+    if not schedule_ok(config.epsilon, 0.0, 1.0):
+        errors.append(f"epsilon: expected a probability in [0, 1] or [[env_step, value], ...], got {config.epsilon!r}")
+    if not schedule_ok(config.temperature):
+        errors.append(
+            f"temperature: expected a finite number >= 0 or [[env_step, value], ...], got {config.temperature!r}"
+        )
+    for key, minimum in (
+        ("target_network_update_freq", 1),
+        ("train_batch_size", 1),
+        ("updates_per_iteration", 1),
+        ("num_steps_sampled_before_learning_starts", 0),
+    ):
+        if not is_int(getattr(config, key), minimum):
+            errors.append(f"{key}: expected an integer >= {minimum}, got {getattr(config, key)!r}")
+    if not is_int(config.rollout_fragment_length, 1):
+        errors.append(f"rollout_fragment_length: expected an integer >= 1, got {config.rollout_fragment_length!r}")
+    if not (is_real(config.tau) and 0 < config.tau <= 1):
+        errors.append(f"tau: expected a number in (0, 1], got {config.tau!r}")
+    if not is_int(config.replay_capacity, 1) or (
+        is_int(config.train_batch_size, 1) and config.replay_capacity < config.train_batch_size
+    ):
+        errors.append(f"replay_capacity: expected an integer >= train_batch_size, got {config.replay_capacity!r}")
+    if not (is_real(config.gamma) and 0 <= config.gamma < 1):
+        errors.append(f"gamma: expected a discount in [0, 1), got {config.gamma!r}")
+    if not isinstance(config.double_q, bool):
+        errors.append(f"double_q: expected true or false, got {config.double_q!r}")
+    if not (isinstance(config.store_buffer_in_checkpoints, bool) or config.store_buffer_in_checkpoints == "auto"):
+        errors.append(
+            f"store_buffer_in_checkpoints: expected true, false or 'auto', got {config.store_buffer_in_checkpoints!r}"
+        )
+    if config.grad_clip is not None and not (is_real(config.grad_clip) and config.grad_clip > 0):
+        errors.append(f"grad_clip: expected a finite positive number or null, got {config.grad_clip!r}")
+    return errors
+
+
+def to_train_batch(sample: dict[str, np.ndarray]) -> MultiAgentBatch:
+    """A joint-replay sample as the learner's ``MultiAgentBatch`` (RLlib column names)."""
+    columns = {
+        Columns.OBS: sample["obs"],
+        Columns.ACTIONS: sample["actions"],
+        Columns.REWARDS: sample["rewards"],
+        Columns.NEXT_OBS: sample["next_obs"],
+        Columns.TERMINATEDS: sample["terminated"],
+    }
+    return MultiAgentBatch({MODULE_ID: SampleBatch(columns)}, env_steps=len(sample["obs"]))
+
+
+class NashQ(Algorithm):
+    @classmethod
+    def get_default_config(cls) -> NashQConfig:
+        return NashQConfig()
+
+    def setup(self, config: NashQConfig) -> None:
+        super().setup(config)
+        market = self.config.market()
+        self.replay = JointTransitionBuffer(
+            self.config.replay_capacity, market.n_firms, market.observation_size, seed=self.config.seed
+        )
+
+    def training_step(self) -> None:
+        episodes, runner_metrics = synchronous_parallel_sample(
+            worker_set=self.env_runner_group,
+            concat=True,
+            sample_timeout_s=self.config.sample_timeout_s,
+            _uses_new_env_runners=True,
+            _return_metrics=True,
+        )
+        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+        added = self.replay.add_episodes(episodes)
+        self.metrics.log_value("replay_transitions_added", added, reduce="sum")
+        self.metrics.log_value("replay_size", len(self.replay), window=1)
+
+        sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        if sampled < self.config.num_steps_sampled_before_learning_starts or len(self.replay) == 0:
+            return
+        for _ in range(self.config.updates_per_iteration):
+            train_batch = to_train_batch(self.replay.sample(self.config.train_batch_size))
+            results = self.learner_group.update(batch=train_batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled})
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, policies=[MODULE_ID], inference_only=True
+        )
+
+    def get_state(self, *args, **kwargs):
+        state = super().get_state(*args, **kwargs)
+        if store_replay(self.config, self.replay):
+            state["joint_replay"] = self.replay.get_state()
+        # Exploration randomness of every env runner (RLlib checkpoints weights and counters, not RNGs).
+        state["env_runner_rng"] = self.env_runner_group.foreach_env_runner(
+            _rng_state, local_env_runner=self.env_runner_group.num_remote_env_runners() == 0
+        )
+        return state
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if "joint_replay" in state:
+            self.replay.set_state(state["joint_replay"])
+        saved = {s["worker_index"]: s for s in state.get("env_runner_rng", [])}
+        if saved:
+            self.env_runner_group.foreach_env_runner(
+                lambda runner: _set_rng_state(runner, saved.get(runner.worker_index)),
+                local_env_runner=self.env_runner_group.num_remote_env_runners() == 0,
+            )
+
+
+#: Joint replay up to this size (bytes) goes into checkpoints by default.
+REPLAY_IN_CHECKPOINT_BYTES = 256 * 2**20
+
+
+def store_replay(config, replay) -> bool:
+    """``store_buffer_in_checkpoints``: true, false, or "auto" (when the filled buffer is under 256 MiB)."""
+    if config.store_buffer_in_checkpoints == "auto":
+        used = sum(x[: len(replay)].nbytes for x in replay.data.values())
+        return used <= REPLAY_IN_CHECKPOINT_BYTES
+    return bool(config.store_buffer_in_checkpoints)
+
+
+def _rng_state(runner) -> dict[str, Any]:
+    import random
+
+    return {
+        "worker_index": runner.worker_index,
+        "torch": torch.random.get_rng_state().numpy(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "markets": [market.rng_state() for market in _markets(runner)],
+    }
+
+
+def _markets(runner) -> list:
+    """The market of every env copy of an env runner (none where the runner has no env)."""
+    envs = getattr(getattr(runner, "env", None), "envs", None) or []
+    return [env.unwrapped.market for env in envs]
+
+
+def _set_rng_state(runner, state: dict[str, Any] | None) -> None:
+    import random
+
+    if state is None:
+        return
+    torch.random.set_rng_state(torch.as_tensor(state["torch"]))
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    for market, rng in zip(_markets(runner), state.get("markets", [])):
+        market.resume_rng(rng)
