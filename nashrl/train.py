@@ -213,7 +213,8 @@ def _loop(
                     f"last finite update are saved in {saved.resolve()}; expected finite Q-values: lower "
                     "algorithm.lr, scale rewards (market.normalise_rewards) or clip gradients (algorithm.grad_clip)"
                 )
-            if eval_every and int(metrics["iteration"]) % eval_every == 0:
+            due = eval_every and int(metrics["iteration"]) % eval_every == 0
+            if due and not getattr(trainer, "reports_theory", False):  # RLlib trainers report eval/* themselves
                 steps = config["run"]["evaluation_steps"]
                 ev = summarize(
                     trainer.policy(), market, steps=steps, seed=config["run"]["seed"], start_state=trainer.final_state()

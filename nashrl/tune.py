@@ -4,8 +4,8 @@ Config section::
 
     tune:
       num_samples: 8
-      metric: env_runners/episode_return_mean
-      mode: max
+      metric: eval/max_grid_steps_to_nash   # closeness to equilibrium, reported by TheoryMetrics
+      mode: min
       scheduler: {type: asha, grace_period: 5, max_t: 200}   # training iterations
       search_space:
         lr: {loguniform: [1.0e-4, 1.0e-2]}
@@ -34,8 +34,8 @@ def validate_tune(tune: Any, config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"tune: unknown key(s) {unknown}; expected some of {sorted(TUNE_KEYS)}")
     out = {
         "num_samples": 4,
-        "metric": "env_runners/episode_return_mean",
-        "mode": "max",
+        "metric": default_metric(config),
+        "mode": "min",
         "scheduler": {"type": "asha"},
         "search_space": {},
         "max_concurrent_trials": None,
@@ -45,6 +45,11 @@ def validate_tune(tune: Any, config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"tune.num_samples: expected an integer >= 1, got {out['num_samples']!r}")
     if out["mode"] not in ("max", "min"):
         raise ConfigError(f"tune.mode: expected 'max' or 'min', got {out['mode']!r}")
+    available = eval_metrics(config) + list(ALWAYS_REPORTED)
+    if out["metric"] not in available:
+        raise ConfigError(
+            f"tune.metric: expected a metric every result reports, one of {available}, got {out['metric']!r}"
+        )
     sched = out["scheduler"]
     if not isinstance(sched, dict) or sched.get("type", "asha") not in ("asha", "fifo"):
         raise ConfigError(f"tune.scheduler.type: expected 'asha' or 'fifo', got {sched!r}")
@@ -63,6 +68,38 @@ def validate_tune(tune: Any, config: dict[str, Any]) -> dict[str, Any]:
             for message in validate_settings(algo["name"], {**settings, key: candidate}):
                 raise ConfigError(f"tune.search_space.{message}")
     return out
+
+
+#: RLlib result keys present in every result (others, like losses, appear only once learning starts).
+ALWAYS_REPORTED = ("env_runners/num_env_steps_sampled_lifetime", "training_iteration", "time_total_s")
+
+
+def eval_metrics(config: dict[str, Any]) -> list[str]:
+    """The ``eval/*`` metrics TheoryMetrics reports for the config's market (found by evaluating a
+    constant policy, cheaply, before anything starts)."""
+    import numpy as np
+
+    from nashrl.analysis.evaluation import scalar_metrics, summarize
+    from nashrl.markets import make_market
+
+    if not config["run"]["eval_every"]:
+        return []
+    market = make_market(config["market"])
+
+    class Idle:
+        def act(self, obs, state):
+            return np.zeros(market.n_firms, dtype=np.int64)
+
+    return sorted(scalar_metrics(summarize(Idle(), market, steps=2)))
+
+
+def default_metric(config: dict[str, Any]) -> str:
+    """Closeness to equilibrium: grid steps to Nash/SPE where the market has one, else the dynamic Nash gap."""
+    available = eval_metrics(config)
+    for metric in ("eval/max_grid_steps_to_nash", "eval/dynamic_nash_gap", "eval/mean_grid_steps_to_state_nash"):
+        if metric in available:
+            return metric
+    return available[0] if available else "training_iteration"
 
 
 def _domain(spec: dict[str, Any]):
@@ -117,7 +154,12 @@ def run_tune(config: dict[str, Any]) -> dict[str, Any]:
             scheduler=scheduler,
             max_concurrent_trials=spec["max_concurrent_trials"],
         ),
-        run_config=tune.RunConfig(stop=tune_stop, storage_path=str(storage), verbose=1),
+        run_config=tune.RunConfig(
+            stop=tune_stop,
+            storage_path=str(storage),
+            verbose=1,
+            checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True, num_to_keep=1),
+        ),
     )
     results = tuner.fit()
     best = results.get_best_result(metric=spec["metric"], mode=spec["mode"])

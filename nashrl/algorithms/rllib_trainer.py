@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
     EPISODE_RETURN_MEAN,
@@ -14,7 +14,7 @@ from ray.rllib.utils.metrics import (
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
 )
 
-from nashrl.algorithms.policies import IndependentPolicy, NashQPolicy
+from nashrl.algorithms.theory_metrics import TheoryMetrics, final_state, greedy_policy
 from nashrl.markets import make_market
 from nashrl.ray_session import remove_logdir, rllib_logdir
 
@@ -44,16 +44,22 @@ def algorithm_config(config: dict[str, Any]):
 
         register_rllib_envs()
         run = config["run"]
-        return (
+        algo = (
             NashQConfig()
             .environment(rllib_env_name(config["market"]["type"]), env_config=dict(config["market"]))
             .env_runners(num_env_runners=run["num_env_runners"], num_envs_per_env_runner=run["num_envs_per_env_runner"])
             .training(**settings)
             .debugging(seed=run["seed"])
         )
-    from nashrl.algorithms.baselines.dqn import dqn_config
+    else:
+        from nashrl.algorithms.baselines.dqn import dqn_config
 
-    return dqn_config(config["market"], settings, rllib_resources(config["run"]))
+        algo = dqn_config(config["market"], settings, rllib_resources(config["run"])).callbacks(TheoryMetrics)
+    # The comparison with theory runs inside RLlib (eval/* in every result), and checkpoints
+    # written by Tune carry the experiment for `nashrl evaluate`.
+    algo.nashrl_eval = {"every": config["run"]["eval_every"], "steps": config["run"]["evaluation_steps"]}
+    algo.nashrl_experiment = copy.deepcopy(config)
+    return algo
 
 
 def flatten_result(result: dict[str, Any]) -> dict[str, float]:
@@ -62,6 +68,8 @@ def flatten_result(result: dict[str, Any]) -> dict[str, float]:
         "iteration": result.get("training_iteration", 0),
         "env_steps": float(runners.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0),
     }
+    for key, value in (result.get("eval") or {}).items():  # TheoryMetrics
+        out[f"eval/{key}"] = float(value)
     if EPISODE_RETURN_MEAN in runners and math.isfinite(float(runners[EPISODE_RETURN_MEAN])):
         out["episode_return_mean"] = float(runners[EPISODE_RETURN_MEAN])
     for module_id, metrics in (result.get(LEARNER_RESULTS) or {}).items():
@@ -73,15 +81,10 @@ def flatten_result(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _market_state(runner) -> list | None:
-    """The current market state of an env runner's first env copy (None when it has no env)."""
-    try:
-        return np.asarray(runner.env.envs[0].unwrapped.market.state_).tolist()
-    except AttributeError:
-        return None
-
-
 class RLlibTrainer:
+    #: eval/* comes with every result (TheoryMetrics): the training loop does not evaluate itself.
+    reports_theory = True
+
     def __init__(self, config: dict[str, Any]):
         self.config = config
         self.name = config["algorithm"]["name"]
@@ -100,15 +103,10 @@ class RLlibTrainer:
 
     def final_state(self) -> list | None:
         """The market state reached by the first env runner's first env copy (None if not available)."""
-        group = self.algo.env_runner_group
-        remote = group.num_remote_env_runners() > 0
-        states = group.foreach_env_runner(_market_state, local_env_runner=not remote)
-        return next((s for s in states if s is not None), None)
+        return final_state(self.algo)
 
     def policy(self):
-        if self.name == "nash_q":
-            return NashQPolicy(self.algo.get_module("nash_q"))
-        return IndependentPolicy({a: self.algo.get_module(a) for a in self.agents}, self.agents)
+        return greedy_policy(self.algo, make_market(self.config["market"]))
 
     def module_state(self) -> dict[str, Any]:
         """Learner-side module weights and optimizer state (what a resume must reproduce)."""

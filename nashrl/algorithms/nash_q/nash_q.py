@@ -5,9 +5,8 @@ RLlib's own algorithms: every firm maps to the one module ``"nash_q"``, the env-
 connector adds the firm index, and the module's joint-action head is sized from the market
 (:meth:`NashQConfig.market`). The module lives in :mod:`~nashrl.algorithms.nash_q.module`, the
 equilibrium targets in :mod:`~nashrl.algorithms.nash_q.learner`.
-``NashQ``: the RLlib ``Algorithm`` that runs Deep Nash-Q.
 
-One iteration (``training_step``), CleanRL-plain:
+One iteration of ``NashQ`` (``training_step``), CleanRL-plain:
 
 1. env runners play the market with the current module (equilibrium play + exploration)
    and return ``MultiAgentEpisode`` chunks;
@@ -20,6 +19,9 @@ One iteration (``training_step``), CleanRL-plain:
 
 from __future__ import annotations
 
+import copy
+import inspect
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from ray.rllib.utils.metrics import (
 from nashrl.algorithms.nash_q.connectors import AddFirmIndex
 from nashrl.algorithms.nash_q.replay import JointTransitionBuffer
 from nashrl.algorithms.settings import MAX_LAYERS, MAX_WIDTH, hiddens_ok, schedule_ok
+from nashrl.algorithms.theory_metrics import DEFAULT_EVAL, TheoryMetrics, final_state
 from nashrl.equilibrium import CONCEPTS, SEARCHES, SELECTIONS
 from nashrl.markets.validation import is_int, is_real
 
@@ -83,6 +86,12 @@ class NashQConfig(AlgorithmConfig):
         self.env_runners(env_to_module_connector=add_firm_index)
         # Equilibrium targets on the driver's GPU when it has one (num_learners=0: the local learner).
         self.num_gpus_per_learner = 1 if torch.cuda.is_available() else 0
+        # eval/* comparisons with theory in every result (see nashrl.algorithms.theory_metrics).
+        self.callbacks(TheoryMetrics)
+        self.nashrl_eval = dict(DEFAULT_EVAL)
+        # The nashrl experiment config this algorithm runs (set by the CLI; rebuilt from the
+        # RLlib settings otherwise), written into every checkpoint's nashrl.json.
+        self.nashrl_experiment = None
         self.lr = 1e-3
         self.gamma = 0.95
         self.train_batch_size = 256
@@ -298,6 +307,19 @@ class NashQ(Algorithm):
             from_worker_or_learner_group=self.learner_group, policies=[MODULE_ID], inference_only=True
         )
 
+    def save_to_path(self, path=None, *args, **kwargs):
+        """RLlib's checkpoint, plus nashrl.json (experiment config, sha256 manifest, state reached),
+        so any NashQ checkpoint, Tune's included, can be verified and evaluated by nashrl."""
+        from nashrl.checkpoints import write_meta
+
+        path = super().save_to_path(path, *args, **kwargs)
+        metrics = {
+            "iteration": self.iteration,
+            "env_steps": self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0),
+        }
+        write_meta(Path(path), experiment_config(self.config), metrics, final_state(self))
+        return path
+
     def get_state(self, *args, **kwargs):
         state = super().get_state(*args, **kwargs)
         if store_replay(self.config, self.replay):
@@ -318,6 +340,31 @@ class NashQ(Algorithm):
                 lambda runner: _set_rng_state(runner, saved.get(runner.worker_index)),
                 local_env_runner=self.env_runner_group.num_remote_env_runners() == 0,
             )
+
+
+def experiment_config(config: NashQConfig) -> dict[str, Any]:
+    """The nashrl experiment config of an algorithm config (the CLI's when set, else rebuilt from
+    its market and Nash-Q settings, e.g. for Tune trials with sampled settings)."""
+    from nashrl.config import RUN_DEFAULTS
+    from nashrl.markets import GENERIC_ENV
+
+    base = copy.deepcopy(config.nashrl_experiment) if config.nashrl_experiment else None
+    market = dict(config.env_config)
+    if config.env != GENERIC_ENV:
+        market["type"] = str(config.env).split("/", 1)[1]
+    keys = [k for k in inspect.signature(NashQConfig.training).parameters if k not in ("self", "kwargs")]
+    algorithm = {"name": "nash_q"}
+    for key in [*keys, *RLLIB_KEYS]:
+        value = getattr(config, key, None)
+        if value is not None:
+            algorithm[key] = (
+                [list(p) for p in value]
+                if key in ("lr", "epsilon", "temperature") and isinstance(value, (list, tuple))
+                else value
+            )
+    run = base["run"] if base else {**copy.deepcopy(RUN_DEFAULTS), "seed": config.seed or 0}
+    name = base["name"] if base else "nash_q"
+    return {"name": name, "market": market, "algorithm": algorithm, "run": run}
 
 
 #: Joint replay up to this size (bytes) goes into checkpoints by default.

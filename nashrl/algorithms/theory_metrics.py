@@ -1,0 +1,75 @@
+"""The comparison with theory inside RLlib: ``eval/*`` entries in every training result.
+
+:class:`TheoryMetrics` (an ``RLlibCallback``, on by default for ``NashQConfig`` and the DQN
+baseline) plays the greedy joint policy in its market every ``every`` iterations and adds
+the scalar comparisons of :func:`nashrl.analysis.evaluation.scalar_metrics` (grid steps to
+Nash or SPE, stage / one-step / dynamic Nash gaps, profit gain Delta, MPE investment gap)
+to the result under ``eval``; between evaluations the last values are repeated, so every
+result carries them and Tune can search on, say, ``eval/max_grid_steps_to_nash``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+#: ``config.nashrl_eval`` defaults: evaluate every 25 iterations, simulate 50 periods in random markets.
+DEFAULT_EVAL = {"every": 25, "steps": 50}
+
+
+def market_state(runner) -> list | None:
+    """The current market state of an env runner's first env copy (None when it has no env)."""
+    try:
+        return np.asarray(runner.env.envs[0].unwrapped.market.state_).tolist()
+    except AttributeError:
+        return None
+
+
+def final_state(algorithm) -> list | None:
+    """The market state reached by the first env runner's first env copy (None if not available)."""
+    group = algorithm.env_runner_group
+    remote = group.num_remote_env_runners() > 0
+    states = group.foreach_env_runner(market_state, local_env_runner=not remote)
+    return next((s for s in states if s is not None), None)
+
+
+def greedy_policy(algorithm, market):
+    """The greedy joint policy of a Nash-Q or independent-DQN algorithm."""
+    from nashrl.algorithms.nash_q import MODULE_ID
+    from nashrl.algorithms.policies import IndependentPolicy, NashQPolicy
+
+    if MODULE_ID in algorithm.config.policies:
+        return NashQPolicy(algorithm.get_module(MODULE_ID))
+    agents = list(market.possible_agents)
+    return IndependentPolicy({a: algorithm.get_module(a) for a in agents}, agents)
+
+
+def theory_metrics(algorithm) -> dict[str, float]:
+    from nashrl.analysis.evaluation import scalar_metrics, summarize
+    from nashrl.markets import market_from_env
+
+    spec = {**DEFAULT_EVAL, **(getattr(algorithm.config, "nashrl_eval", None) or {})}
+    market = market_from_env(algorithm.config.env, algorithm.config.env_config)
+    summary = summarize(
+        greedy_policy(algorithm, market),
+        market,
+        steps=spec["steps"],
+        seed=algorithm.config.seed or 0,
+        start_state=final_state(algorithm),
+    )
+    return {key.split("/", 1)[1]: value for key, value in scalar_metrics(summary).items()}
+
+
+class TheoryMetrics(RLlibCallback):
+    def on_train_result(self, *, algorithm, metrics_logger=None, result: dict[str, Any], **kwargs) -> None:
+        every = {**DEFAULT_EVAL, **(getattr(algorithm.config, "nashrl_eval", None) or {})}["every"]
+        if not every:
+            return
+        iteration = int(result.get("training_iteration", 0))
+        last = getattr(algorithm, "_nashrl_eval", None)
+        if last is None or iteration % every == 0:
+            last = theory_metrics(algorithm)
+            algorithm._nashrl_eval = last
+        result["eval"] = dict(last)
