@@ -34,7 +34,7 @@ def build(config: dict, name: str, batch: int, search: str = "auto"):
     if name == "dqn":
         config["algorithm"] = {
             "name": "dqn",
-            "gamma": config["algorithm"].get("gamma", 0.9),
+            "gamma": config["algorithm"]["gamma"],
             "hiddens": config["algorithm"].get("hiddens", [64, 64]),
         }
     config["algorithm"]["train_batch_size"] = batch

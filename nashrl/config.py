@@ -87,7 +87,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
                 f"{section}: expected a mapping, got {type(config[section]).__name__} {config[section]!r}"
             )
     market = make_market(config["market"])  # raises ConfigError naming the market field
-    config["algorithm"] = _validate_algorithm(dict(config.get("algorithm") or {"name": "nash_q"}))
+    config["algorithm"] = _validate_algorithm(_reconcile_discount(dict(config.get("algorithm") or {}), market))
     if config["algorithm"]["name"].startswith("tabular"):
         from nashrl.algorithms.baselines.tabular import check_market
 
@@ -128,12 +128,36 @@ def _check_network_size(algo: dict[str, Any], market) -> None:
         )
 
 
+def _reconcile_discount(algo: dict[str, Any], market) -> dict[str, Any]:
+    """One discount: ``algorithm.gamma`` (learning) defaults to ``market.discount`` (theory, dynamic
+    Nash gap, impulse responses); learning with another one is an explicit choice,
+    ``algorithm.discount_mismatch: true``."""
+    algo.setdefault("name", "nash_q")
+    mismatch = algo.get("discount_mismatch", False)
+    if not isinstance(mismatch, bool):
+        raise ConfigError(f"algorithm.discount_mismatch: expected true or false, got {mismatch!r}")
+    if "gamma" not in algo:
+        algo["gamma"] = market.discount
+    elif is_real(algo["gamma"]) and algo["gamma"] != market.discount and not mismatch:
+        raise ConfigError(
+            f"algorithm.gamma: {algo['gamma']} differs from market.discount {market.discount} (what theory and the "
+            "dynamic Nash gap use); expected them equal (omit algorithm.gamma: it defaults to market.discount), or "
+            "algorithm.discount_mismatch: true to learn with another discount on purpose"
+        )
+    return algo
+
+
+def algorithm_settings(algo: dict[str, Any]) -> dict[str, Any]:
+    """An algorithm section's settings for its trainer (without ``name`` and ``discount_mismatch``)."""
+    return {k: v for k, v in algo.items() if k not in ("name", "discount_mismatch")}
+
+
 def _validate_algorithm(algo: dict[str, Any]) -> dict[str, Any]:
     name = algo.get("name", "nash_q")
     if not isinstance(name, str) or name not in ALGORITHMS:
         raise ConfigError(f"algorithm.name: expected one of {ALGORITHMS}, got {name!r}")
     algo["name"] = name
-    settings = {k: v for k, v in algo.items() if k != "name"}
+    settings = algorithm_settings(algo)
     from nashrl.algorithms.registry import validate_settings
 
     for message in validate_settings(name, settings):

@@ -66,7 +66,9 @@ def stop_reached(config: dict[str, Any], metrics: dict[str, float], started: flo
 
 
 class MetricsLog:
-    """``progress.jsonl`` as it goes, ``progress.csv`` at the end, TensorBoard scalars in ``tb/``."""
+    """``progress.jsonl`` row by row, ``progress.csv`` every few rows and at the end, TensorBoard
+    scalars in ``tb/``: losses, eval/* comparisons with theory, each firm's mean profit, the
+    exploration rate, the solver's largest Nash gap and unsolved count, the replay size."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
@@ -79,10 +81,15 @@ class MetricsLog:
         except ImportError:
             self.tb = None
 
+    #: progress.csv is rewritten (atomically) every this many rows, and at the end.
+    CSV_EVERY = 10
+
     def log(self, metrics: dict[str, float]) -> None:
         self.rows.append(metrics)
         self.jsonl.write(json.dumps(metrics) + "\n")
         self.jsonl.flush()
+        if len(self.rows) % self.CSV_EVERY == 0:
+            self.write_csv()
         if self.tb is not None:
             step = int(metrics.get("env_steps", len(self.rows)))
             for key, value in metrics.items():
@@ -93,6 +100,9 @@ class MetricsLog:
         self.jsonl.close()
         if self.tb is not None:
             self.tb.close()
+        self.write_csv()
+
+    def write_csv(self) -> None:
         if self.rows:
             keys = sorted({k for row in self.rows for k in row})
             text = io.StringIO()

@@ -18,6 +18,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from nashrl.config import algorithm_settings
 from nashrl.markets.validation import ConfigError
 
 DOMAINS = ("loguniform", "uniform", "choice", "grid", "randint")
@@ -63,7 +64,7 @@ def validate_tune(tune: Any, config: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(values, list) or not values:
             raise ConfigError(f"tune.search_space.{key}.{kind}: expected a non-empty list, got {values!r}")
         candidates = values if kind in ("choice", "grid") else values[:2]
-        settings = {k: v for k, v in algo.items() if k != "name"}
+        settings = algorithm_settings(algo)
         for candidate in candidates:
             for message in validate_settings(algo["name"], {**settings, key: candidate}):
                 raise ConfigError(f"tune.search_space.{message}")

@@ -97,3 +97,26 @@ def test_every_shipped_config_is_valid_and_has_theory(capsys):
     out = json.loads(capsys.readouterr().out)
     nash = next(r for r in out["benchmarks"] if r["concept"] == "nash")
     assert nash["actions"] == [3.0, 3.0] and nash["profits"] == [9.0, 9.0]
+
+
+def test_one_discount_unless_a_mismatch_is_asked_for(tmp_path):
+    market = {"type": "cournot", "memory": 0, "discount": 0.8}
+    config = validate({"name": "d", "market": market, "algorithm": {"name": "nash_q"}})
+    assert config["algorithm"]["gamma"] == 0.8  # learning discount defaults to the market's
+    with pytest.raises(ConfigError, match=r"^algorithm.gamma: 0.9 differs from market.discount 0.8"):
+        validate({"name": "d", "market": market, "algorithm": {"name": "nash_q", "gamma": 0.9}})
+    chosen = validate(
+        {"name": "d", "market": market, "algorithm": {"name": "tabular_q", "gamma": 0.9, "discount_mismatch": True}}
+    )
+    assert chosen["algorithm"]["gamma"] == 0.9
+    with pytest.raises(ConfigError, match="^algorithm.discount_mismatch"):
+        validate({"name": "d", "market": market, "algorithm": {"name": "nash_q", "discount_mismatch": "yes"}})
+
+
+def test_substitutability_is_not_a_discount(tmp_path):
+    from nashrl.markets import make_market
+
+    assert make_market({"type": "linear_bertrand", "substitutability": 0.3}).gamma == 0.3
+    assert make_market({"type": "linear_bertrand", "gamma": 0.3}).gamma == 0.3  # the old name still works
+    with pytest.raises(ConfigError, match="^market.substitutability: give substitutability or"):
+        make_market({"type": "linear_bertrand", "gamma": 0.3, "substitutability": 0.3})

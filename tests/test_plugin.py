@@ -10,7 +10,7 @@ from nashrl.config import validate
 from nashrl.markets import ConfigError, make_market
 
 EXAMPLES = str(Path(__file__).resolve().parents[1] / "docs" / "examples")
-HOTELLING = {"type": "hotelling:HotellingMarket", "t": 1.0, "memory": 0, "episode_length": 20}
+HOTELLING = {"type": "hotelling:HotellingMarket", "t": 1.0, "memory": 0, "episode_length": 20, "discount": 0.5}
 
 
 @pytest.fixture
@@ -47,7 +47,6 @@ def test_plugin_market_trains_evaluates_and_reports(examples_on_path, ray_sessio
             "algorithm": {
                 "name": "nash_q",
                 "hiddens": [32],
-                "gamma": 0.5,
                 "train_batch_size": 64,
                 "num_steps_sampled_before_learning_starts": 100,
                 "updates_per_iteration": 2,

@@ -17,7 +17,14 @@ def small_config(tmp_path, algorithm, env_steps=1500, **market):
     return validate(
         {
             "name": "test",
-            "market": {"type": "cournot", "memory": 0, "episode_length": 25, "normalise_rewards": True, **market},
+            "market": {
+                "type": "cournot",
+                "memory": 0,
+                "episode_length": 25,
+                "normalise_rewards": True,
+                "discount": 0.5,  # = NASH_Q's gamma
+                **market,
+            },
             "algorithm": algorithm,
             "run": {
                 "seed": 0,
@@ -36,7 +43,6 @@ def small_config(tmp_path, algorithm, env_steps=1500, **market):
 NASH_Q = {
     "name": "nash_q",
     "lr": 0.003,
-    "gamma": 0.5,
     "train_batch_size": 128,
     "hiddens": [32],
     "epsilon": [[0, 1.0], [1000, 0.05]],
@@ -75,6 +81,34 @@ def test_nash_q_end_to_end_learns_cournot_nash(ray_session, tmp_path):
         assert (tmp_path / run_dir.split(str(tmp_path))[-1].lstrip("/") / name).exists()
     meta = json.loads((__import__("pathlib").Path(summary["checkpoint"]) / "nashrl.json").read_text())
     assert meta["algorithm"] == "nash_q" and meta["env_steps"] >= 3000
+
+
+def test_progress_logs_what_an_economist_monitors(ray_session, tmp_path):
+    import csv
+    from pathlib import Path
+
+    from nashrl.train import run_training
+
+    config = small_config(tmp_path, NASH_Q, env_steps=1000)
+    config["run"]["eval_every"] = 5
+    summary = run_training(config, quiet=True)
+    with open(Path(summary["run_dir"]) / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    last = rows[-1]
+    for key in (
+        "firm_0/mean_profit",
+        "firm_1/mean_profit",
+        "exploration",
+        "replay_size",
+        "nash_q/solver_max_gap",
+        "nash_q/solver_unsolved",
+        "eval/max_grid_steps_to_nash",
+        "eval/profit_gain",
+    ):
+        assert key in last and np.isfinite(float(last[key])), key
+    assert float(rows[0]["exploration"]) > float(last["exploration"])  # the schedule decays
+    assert 0 < float(last["firm_0/mean_profit"]) < 20.25  # money per period, below the monopoly profit
+    assert float(last["replay_size"]) == summary["final_metrics"]["env_steps"]
 
 
 def test_nash_q_learns_the_stackelberg_subgame_perfect_outcome(ray_session, tmp_path):

@@ -15,6 +15,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from nashrl.algorithms.theory_metrics import TheoryMetrics, final_state, greedy_policy
+from nashrl.config import algorithm_settings
 from nashrl.markets import make_market
 from nashrl.ray_session import remove_logdir, rllib_logdir
 
@@ -37,7 +38,7 @@ def rllib_resources(run: dict[str, Any]) -> dict[str, Any]:
 def algorithm_config(config: dict[str, Any]):
     """The RLlib ``AlgorithmConfig`` of an experiment config (``nash_q`` or ``dqn``)."""
     name = config["algorithm"]["name"]
-    settings = {k: v for k, v in config["algorithm"].items() if k != "name"}
+    settings = algorithm_settings(config["algorithm"])
     if name == "nash_q":
         from nashrl.algorithms.nash_q import NashQConfig
         from nashrl.markets import register_rllib_envs, rllib_env_name
@@ -70,6 +71,12 @@ def flatten_result(result: dict[str, Any]) -> dict[str, float]:
     }
     for key, value in (result.get("eval") or {}).items():  # TheoryMetrics
         out[f"eval/{key}"] = float(value)
+    for key, value in runners.items():  # per-firm mean profit per period (TheoryMetrics.on_episode_end)
+        if key.startswith("mean_profit/"):
+            out[f"{key.split('/', 1)[1]}/mean_profit"] = float(value)
+    for key in ("replay_size", "exploration"):
+        if key in result:
+            out[key] = float(result[key])
     if EPISODE_RETURN_MEAN in runners and math.isfinite(float(runners[EPISODE_RETURN_MEAN])):
         out["episode_return_mean"] = float(runners[EPISODE_RETURN_MEAN])
     for module_id, metrics in (result.get(LEARNER_RESULTS) or {}).items():

@@ -63,6 +63,17 @@ def theory_metrics(algorithm) -> dict[str, float]:
 
 
 class TheoryMetrics(RLlibCallback):
+    def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
+        """Each firm's mean per-period profit (in money, not the scaled reward) over the episode."""
+        if metrics_logger is None:
+            return
+        for agent_id, agent_episode in getattr(episode, "agent_episodes", {}).items():
+            profits = [
+                info["profit"] for info in agent_episode.get_infos() if isinstance(info, dict) and "profit" in info
+            ]
+            if profits:
+                metrics_logger.log_value(f"mean_profit/{agent_id}", float(np.mean(profits)), window=20)
+
     def on_train_result(self, *, algorithm, metrics_logger=None, result: dict[str, Any], **kwargs) -> None:
         every = {**DEFAULT_EVAL, **(getattr(algorithm.config, "nashrl_eval", None) or {})}["every"]
         if not every:

@@ -3,7 +3,8 @@ r"""Bertrand competition with linear differentiated demand (Singh-Vives), N firm
 Demand :math:`q = \max(D(a - p), 0)` with :math:`D = ((1-\gamma)I + \gamma \mathbf 1\mathbf 1^\top)^{-1}`
 (see :mod:`nashrl.theory.linear_bertrand`), :math:`\pi_i = (p_i - c_i) q_i`.
 
-Config: ``n_firms``, ``a`` (demand intercept, one or per firm), ``gamma`` in ``[0, 1)``,
+Config: ``n_firms``, ``a`` (demand intercept, one or per firm), ``substitutability``
+:math:`\gamma \in [0, 1)` (``gamma`` is accepted as its old name; it is no discount),
 ``costs``, ``prices`` (default: 15 points spaced :math:`(p^M - p^N)/10` from two steps below
 :math:`p^N` to two steps above :math:`p^M`, so both are on the grid),
 ``memory``. Parameters under which a firm would sell nothing at the Nash or the
@@ -26,13 +27,17 @@ from nashrl.theory import linear_bertrand
 class LinearBertrandMarket(RepeatedGameMarket):
     market_type = "linear_bertrand"
     metadata = {**RepeatedGameMarket.metadata, "name": "linear_bertrand_v0"}
-    FIELDS = COMMON_FIELDS | {"n_firms", "a", "gamma", "costs", "prices", "memory"}
+    FIELDS = COMMON_FIELDS | {"n_firms", "a", "substitutability", "gamma", "costs", "prices", "memory"}
 
     def __init__(self, **params: Any):
         v.only_known(params, self.FIELDS, "market")
         n = v.n_firms(params.get("n_firms", 2))
         self.a = v.per_firm(params.get("a", 1.0), n, "market.a", positive=True)
-        self.gamma = v.number(params.get("gamma", 0.5), "market.gamma", nonneg=True, below=1.0)
+        if "gamma" in params and "substitutability" in params:
+            raise v.ConfigError("market.substitutability: give substitutability or its old name gamma, not both")
+        field = "market.gamma" if "gamma" in params else "market.substitutability"
+        value = params.get("substitutability", params.get("gamma", 0.5))
+        self.gamma = v.number(value, field, nonneg=True, below=1.0)  # substitutability, not a discount
         self.costs = v.per_firm(params.get("costs", 0.0), n, "market.costs", nonneg=True)
         if np.any(self.a <= self.costs):
             raise v.ConfigError(

@@ -33,6 +33,7 @@ import torch
 from numba import njit
 
 from nashrl.algorithms.policies import TabularPolicy
+from nashrl.config import algorithm_settings
 from nashrl.equilibrium import SELECTIONS, solve
 from nashrl.files import write_json
 from nashrl.markets import make_market
@@ -129,7 +130,7 @@ class TabularTrainer:
     def __init__(self, config: dict[str, Any]):
         self.config = config
         self.name = config["algorithm"]["name"]
-        self.s = {**TABULAR_DEFAULTS, **{k: v for k, v in config["algorithm"].items() if k != "name"}}
+        self.s = {**TABULAR_DEFAULTS, **algorithm_settings(config["algorithm"])}
         self.market = make_market(config["market"])
         check_market(self.name, self.market)
         m = self.market
@@ -219,7 +220,7 @@ class TabularTrainer:
             "env_steps": float(self.t),
             "converged": float(self.converged),
             "stable_periods": float(self.stable),
-            "epsilon": float(np.exp(-self.s["beta"] * self.t)),
+            "exploration": float(np.exp(-self.s["beta"] * self.t)),
         }
         for i, p in enumerate(profit_sum / steps * self.market.reward_scale):
             out[f"firm_{i}/mean_profit"] = float(p)

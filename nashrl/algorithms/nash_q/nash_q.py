@@ -295,6 +295,9 @@ class NashQ(Algorithm):
         added = self.replay.add_episodes(episodes)
         self.metrics.log_value("replay_transitions_added", added, reduce="sum")
         self.metrics.log_value("replay_size", len(self.replay), window=1)
+        sampled_now = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        schedule = self.config.epsilon if self.config.exploration == "epsilon" else self.config.temperature
+        self.metrics.log_value("exploration", schedule_value(schedule, sampled_now), window=1)
 
         sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
         if sampled < self.config.num_steps_sampled_before_learning_starts or len(self.replay) == 0:
@@ -340,6 +343,15 @@ class NashQ(Algorithm):
                 lambda runner: _set_rng_state(runner, saved.get(runner.worker_index)),
                 local_env_runner=self.env_runner_group.num_remote_env_runners() == 0,
             )
+
+
+def schedule_value(schedule: Any, t: float) -> float:
+    """A number, or the piecewise-linear ``[[step, value], ...]`` schedule at step ``t`` (RLlib's Scheduler)."""
+    if not isinstance(schedule, (list, tuple)):
+        return float(schedule)
+    steps = [float(p[0]) for p in schedule]
+    values = [float(p[1]) for p in schedule]
+    return float(np.interp(t, steps, values))
 
 
 def experiment_config(config: NashQConfig) -> dict[str, Any]:
