@@ -143,7 +143,7 @@ def cmd_evaluate(args) -> int:
 def cmd_report(args) -> int:
     from nashrl.analysis.report import write_report
 
-    path = write_report(args.run_dir)
+    path = write_report(args.run_dir, out_dir=args.out)
     print(f"report written to {path}")
     return 0
 
@@ -216,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="keep the runs in the raw output and run the rest")
     p.set_defaults(func=cmd_suite)
 
-    p = sub.add_parser("report", help="write a Markdown report with figures for a run directory")
-    p.add_argument("run_dir")
+    p = sub.add_parser("report", help="Markdown report with figures of a run, or of several runs (seeds)")
+    p.add_argument("run_dir", nargs="+", help="run directories; several: curves as mean and band across them")
+    p.add_argument("--out", help="folder for report.md and figures/ (default: the first run directory)")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -1,5 +1,7 @@
 """Metrics on hand-made policies whose answers are known."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -219,9 +221,29 @@ def test_report_of_a_tabular_run(tmp_path):
     summary = run_training(config, quiet=True)
     report = write_report(summary["run_dir"])
     text = report.read_text()
-    for figure in ("action_paths.png", "impulse_response.png", "eval_stage_nash_gap.png"):
-        assert f"figures/{figure}" in text
-        assert (report.parent / "figures" / figure).stat().st_size > 1000
+    figures = report.parent / "figures"
+    for figure in ("action_paths", "impulse_response", "eval_stage_nash_gap", "eval_profit_gain", "mean_profit"):
+        assert f"figures/{figure}.png" in text
+        assert (figures / f"{figure}.png").stat().st_size > 1000
+        data = json.loads((figures / f"{figure}.json").read_text())  # the data behind the picture
+        assert data["xlabel"] and data["ylabel"]
+        for series in data["series"]:
+            assert len(series["x"]) == len(series["y"]) > 0 and np.isfinite(series["y"]).all()
+    gain = json.loads((figures / "eval_profit_gain.json").read_text())
+    assert {r["y"] for r in gain["references"]} == {0.0, 1.0}  # Delta = 0 (Nash) and 1 (joint profit)
+    paths = json.loads((figures / "action_paths.json").read_text())
+    assert paths["ylabel"] == "quantity" and any(r["label"] == "Nash" and r["y"] == 3.0 for r in paths["references"])
+    assert len(json.loads((figures / "mean_profit.json").read_text())["series"]) == 2  # one per firm
+    # Several runs: curves as mean with a min-max band.
+    second = run_training(validate({**config, "run": {**config["run"], "seed": 1}}), quiet=True)
+    both = write_report([summary["run_dir"], second["run_dir"]], out_dir=tmp_path / "both")
+    curve = json.loads((both.parent / "figures" / "eval_profit_gain.json").read_text())["series"][0]
+    assert "mean of 2 runs" in curve["label"] and len(curve["low"]) == len(curve["y"])
+    assert all(lo <= m + 1e-12 and m <= hi + 1e-12 for lo, m, hi in zip(curve["low"], curve["y"], curve["high"]))
+    # memory 0: no punishment is possible, so no impulse response is drawn.
+    static = validate({**config, "market": {"type": "cournot", "memory": 0}, "run": {**config["run"], "seed": 2}})
+    static_report = write_report(run_training(static, quiet=True)["run_dir"]).read_text()
+    assert "impulse_response" not in static_report
     result = evaluate_checkpoint(summary["checkpoint"])
     assert result["summary"]["final_actions"] and "impulse_response" in result
     # The run's summary and `nashrl evaluate` of its final checkpoint agree exactly.

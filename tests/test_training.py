@@ -112,7 +112,7 @@ def test_progress_logs_what_an_economist_monitors(ray_session, tmp_path):
 
 
 def test_nash_q_learns_the_stackelberg_subgame_perfect_outcome(ray_session, tmp_path):
-    # Backward induction through the targets: the shipped config (16k env steps, ~30 s) ends
+    # Backward induction through the targets: the shipped config (24k env steps, ~90 s) ends
     # within one grid step of the grid's subgame-perfect outcome (4.8, 2.0), not at Cournot.
     from nashrl.config import load_config
     from nashrl.train import run_training

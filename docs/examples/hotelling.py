@@ -20,6 +20,7 @@ from nashrl.theory.rows import grid_rows, row
 
 class HotellingMarket(RepeatedGameMarket):
     market_type = "hotelling"
+    action_label = "price"
     FIELDS = COMMON_FIELDS | {"t", "cost", "prices", "memory", "n_firms"}
 
     def __init__(self, **params: Any):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from nashrl.analysis.evaluation import play, summarize
+from nashrl.analysis.figures import EmptyFigure, Reference, Series, across_runs, line_figure
 from nashrl.analysis.impulse import impulse_response
 from nashrl.checkpoints import CheckpointError, experiment_of, read_meta
 from nashrl.files import atomic_write_text
@@ -117,16 +118,6 @@ def print_evaluation(result: dict[str, Any]) -> None:
         )
 
 
-def _figure(plt, path: Path, title: str, draw) -> str:
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    draw(ax)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return f"![{title}](figures/{path.name})"
-
-
 def capacity_policy_maps(policy, market, path: Path) -> Path:
     """Heatmaps of firm 0's investment by (own, rival) capacity: learned policy against the MPE."""
     import matplotlib.pyplot as plt
@@ -147,23 +138,82 @@ def capacity_policy_maps(policy, market, path: Path) -> Path:
         ax.set_xlabel("rival capacity level")
         ax.set_ylabel("own capacity level")
         ax.set_title(f"firm 0 investment: {title}", fontsize=10)
-    fig.colorbar(im, ax=axes, shrink=0.8)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="investment")
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    data = {"learned": learned.tolist(), "mpe": equilibrium.tolist(), "mpe_converged": bool(mpe.converged)}
+    atomic_write_text(path.with_suffix(".json"), json.dumps(data))
     return path
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Markdown report of a training run: learning curves, Nash gap over training, action paths,
-    impulse response, policy maps against the MPE (capacity game), and the theory comparison."""
-    import matplotlib
+#: How each logged metric is labelled, and which theory lines give it meaning.
+METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
+    "eval/max_grid_steps_to_nash": ("grid steps to Nash / SPE (worst firm)", [("on the equilibrium", 0.0)]),
+    "eval/profit_gain": ("profit gain Delta", [("Nash (Delta = 0)", 0.0), ("joint profit (Delta = 1)", 1.0)]),
+    "eval/stage_nash_gap": ("stage Nash gap (profit per period)", [("Nash (gap 0)", 0.0)]),
+    "eval/one_step_deviation_gain": ("one-step deviation gain (value)", [("MPE (gain 0)", 0.0)]),
+    "eval/dynamic_nash_gap": ("dynamic Nash gap (value)", [("MPE (gap 0)", 0.0)]),
+    "eval/mean_grid_steps_to_state_nash": ("grid steps to the state's Nash (mean)", [("on the equilibrium", 0.0)]),
+    "eval/mpe_mean_investment_gap": ("|investment - MPE| (mean over states)", [("MPE", 0.0)]),
+    "exploration": ("exploration rate (epsilon or temperature)", []),
+    "episode_return_mean": ("episode return, all firms (scaled rewards)", []),
+}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _label(key: str) -> tuple[str, list[tuple[str, float]]]:
+    if key in METRICS:
+        return METRICS[key]
+    if key.endswith("loss"):
+        return (f"TD loss of {key.split('/')[0]} (scaled rewards)", [])
+    return (key, [])
+
+
+CONCEPT_NAMES = {
+    "nash": "Nash",
+    "grid_nash": "Nash on the grid",
+    "cartel": "cartel",
+    "joint_profit": "joint profit",
+    "subgame_perfect": "subgame perfect",
+    "grid_subgame_perfect": "subgame perfect on the grid",
+}
+
+
+def _profit_references(ev: dict[str, Any]) -> list[Reference]:
+    """Nash and collusive profits (per firm, or one line when firms are symmetric)."""
+    refs = []
+    for c in ev.get("comparisons", []):
+        if c["concept"] not in ("nash", "cartel", "joint_profit", "subgame_perfect"):
+            continue
+        profits = np.asarray(c["profits"], float)
+        if np.allclose(profits, profits[0]):
+            refs.append(Reference(f"{CONCEPT_NAMES[c['concept']]} profit", float(profits[0])))
+        else:
+            refs += [
+                Reference(f"{CONCEPT_NAMES[c['concept']]} profit, firm {i}", float(p), firm=i)
+                for i, p in enumerate(profits)
+            ]
+    return refs
+
+
+def _action_references(
+    ev: dict[str, Any], concepts=("nash", "grid_nash", "cartel", "joint_profit", "grid_subgame_perfect")
+) -> list[Reference]:
+    refs = []
+    for c in ev.get("comparisons", []):
+        if c["concept"] not in concepts:
+            continue
+        actions = np.asarray(c["actions"], float)
+        if np.allclose(actions, actions[0]):
+            refs.append(Reference(CONCEPT_NAMES.get(c["concept"], c["concept"]), float(actions[0])))
+        else:
+            name = CONCEPT_NAMES.get(c["concept"], c["concept"])
+            refs += [Reference(f"{name}, firm {i}", float(a), firm=i) for i, a in enumerate(actions)]
+    return refs
+
+
+def _load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     from nashrl.train import run_status
 
-    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run_dir: {str(run_dir)!r} is not a directory")
     summary_file = run_dir / "summary.json"
@@ -177,44 +227,109 @@ def write_report(run_dir: str | Path) -> Path:
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise CheckpointError(f"run_dir: {summary_file} is corrupt ({err})") from err
-    rows = read_progress(run_dir)
-    figures = run_dir / "figures"
-    figures.mkdir(exist_ok=True)
-    lines = [f"# Run report: {run_dir.name}", ""]
-    if status != "complete":
-        lines += [f"**Warning: this run is incomplete (status {status}).**", ""]
-    if not rows:
-        lines += ["No training progress was logged (progress.jsonl missing or empty).", ""]
-    steps = np.array([r.get("env_steps", i) for i, r in enumerate(rows)])
+    return summary, read_progress(run_dir), status
 
-    def series(key):
-        return [r.get(key, np.nan) for r in rows]
 
-    def section(title: str, keys: list[str], marker: str | None) -> list[str]:
-        if not keys:
-            return []
-        out = [f"## {title}", ""]
-        for key in keys:
-            draw = lambda ax, key=key: (ax.plot(steps, series(key), marker=marker), ax.set_xlabel("env steps"))  # noqa: E731
-            out.append(_figure(plt, figures / f"{key.replace('/', '_')}.png", key, draw))
-        return out + [""]
+def write_report(run_dirs: str | Path | list[str | Path], out_dir: str | Path | None = None) -> Path:
+    """Markdown report of one run, or of several runs of one experiment (seeds): learning curves
+    (mean and min-max band across runs) with their theory lines, the greedy policy against
+    theory per run, and for the first run action paths, the impulse response (where memory
+    allows punishment) and policy maps against the MPE (capacity game). Written to ``out_dir``
+    (default: the first run directory) as ``report.md`` with ``figures/``."""
+    dirs = [Path(d) for d in (run_dirs if isinstance(run_dirs, (list, tuple)) else [run_dirs])]
+    if not dirs:
+        raise CheckpointError("run_dir: expected at least one run directory")
+    runs = [(d, *_load_run(d)) for d in dirs]
+    out_dir = Path(out_dir) if out_dir is not None else dirs[0]
+    figures = out_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    title = dirs[0].name if len(dirs) == 1 else f"{len(dirs)} runs of {dirs[0].parent.name}"
+    lines = [f"# Run report: {title}", ""]
+    for d, _, rows, status in runs:
+        if status != "complete":
+            lines += [f"**Warning: run {d.name} is incomplete (status {status}).**", ""]
+        if not rows:
+            lines += [f"No training progress was logged for {d.name} (progress.jsonl missing or empty).", ""]
+    first_ev = runs[0][1]["evaluation"]
+    lines += _learning_curves(runs, figures, first_ev)
+    for d, summary, _, _ in runs:
+        lines += _policy_table(d.name if len(runs) > 1 else None, summary["evaluation"])
+    lines += _policy_figures(runs[0][1], figures)
+    out = out_dir / "report.md"
+    atomic_write_text(out, "\n".join(lines))
+    return out
 
-    keys = sorted({k for r in rows for k in r})
-    lines += section("Learning curves", [k for k in keys if "loss" in k or "return" in k or "mean_profit" in k], None)
-    lines += section("Equilibrium metrics over training", [k for k in keys if k.startswith("eval/")], ".")
 
-    ev = summary["evaluation"]
+def _learning_curves(runs, figures: Path, ev: dict[str, Any]) -> list[str]:
+    keys = sorted({k for _, _, rows, _ in runs for r in rows for k in r})
+
+    def curves(key):
+        out = []
+        for _, _, rows, _ in runs:
+            x = np.array([r.get("env_steps", np.nan) for r in rows], float)
+            y = np.array([r.get(key, np.nan) if isinstance(r.get(key), (int, float)) else np.nan for r in rows], float)
+            out.append((x, y))
+        return out
+
+    lines = []
+    learning = [k for k in keys if k.endswith("loss") or k in ("episode_return_mean", "exploration")]
+    profit_keys = [k for k in keys if k.endswith("/mean_profit")]
+    theory = [k for k in keys if k.startswith("eval/")]
+    sections = [("Learning curves", learning), ("Equilibrium metrics over training", theory)]
+    for heading, group in sections:
+        block = []
+        for key in group:
+            ylabel, refs = _label(key)
+            try:
+                block.append(
+                    line_figure(
+                        figures / f"{key.replace('/', '_')}.png",
+                        key,
+                        "env steps",
+                        ylabel,
+                        [across_runs(curves(key), key.split("/")[-1])],
+                        [Reference(label, y) for label, y in refs],
+                    )
+                )
+            except EmptyFigure:
+                block.append(f"({key}: no finite values logged)")
+        if block:
+            lines += [f"## {heading}", "", *block, ""]
+    if profit_keys:
+        series = [across_runs(curves(k), k.split("/")[0].replace("_", " ")) for k in profit_keys]
+        try:
+            lines += [
+                "## Profits over training",
+                "",
+                line_figure(
+                    figures / "mean_profit.png",
+                    "mean profit per period (training play, exploration included)",
+                    "env steps",
+                    "profit per period",
+                    series,
+                    _profit_references(ev),
+                ),
+                "",
+            ]
+        except EmptyFigure:
+            pass
+    return lines
+
+
+def _policy_table(name: str | None, ev: dict[str, Any]) -> list[str]:
+    lines = [f"## Greedy policy against theory{'' if name is None else f': {name}'}", ""]
     lines += [
-        "## Greedy policy against theory",
-        "",
         "| concept | actions | profits | grid steps away |",
         "|---|---|---|---|",
-        f"| learned | {ev['final_actions']} | {ev['mean_profit']} | |",
+        f"| learned (long run) | {ev['final_actions']} | {ev['mean_profit']} | |",
     ]
     for c in ev["comparisons"]:
         lines.append(f"| {c['concept']} | {c['actions']} | {c['profits']} | {c['grid_steps']} |")
     lines.append("")
     facts = []
+    cycle = ev.get("long_run", {})
+    if cycle.get("cycle_length") is not None:
+        facts.append(f"limit cycle of {cycle['cycle_length']} period(s), reached after {cycle['periods_to_cycle']}")
     if ev.get("stage_nash_gap") is not None:
         facts.append(f"stage Nash gap {ev['stage_nash_gap']:.4g}")
     if "one_step_deviation_gain" in ev:
@@ -237,55 +352,60 @@ def write_report(run_dir: str | Path) -> Path:
             f"- {c['concept']} at {c['state']}: learned {c['policy_actions']} vs {c['benchmark_actions']} "
             f"({c['max_grid_steps']} grid steps)"
         )
-    lines.append("")
+    return lines + [""]
 
+
+def _policy_figures(summary: dict[str, Any], figures: Path) -> list[str]:
     checkpoint = summary.get("checkpoint")
-    if checkpoint and Path(checkpoint).is_dir():
-        config, _ = experiment_of(checkpoint)
-        market = make_market(config["market"])
-        policy = load_policy(checkpoint, config)
-        start, seed = summary.get("final_state"), config["run"]["seed"]
-        path = play(policy, market, 40, seed, start_state=start)
-        values = market.action_values(path["actions"])
-
-        def draw_paths(ax):
-            for i in range(market.n_firms):
-                ax.plot(values[:, i], label=f"firm {i}", drawstyle="steps-post")
-            ax.set_xlabel("period")
-            ax.legend(fontsize=8)
-
+    if not (checkpoint and Path(checkpoint).is_dir()):
+        return []
+    config, _ = experiment_of(checkpoint)
+    market = make_market(config["market"])
+    policy = load_policy(checkpoint, config)
+    ev = summary["evaluation"]
+    start, seed = summary.get("final_state"), config["run"]["seed"]
+    path = play(policy, market, 40, seed, start_state=start)
+    values = market.action_values(path["actions"])
+    periods = np.arange(len(values))
+    unit = market.action_label
+    lines = [
+        "## Greedy play from the state training reached",
+        "",
+        line_figure(
+            figures / "action_paths.png",
+            f"greedy {unit}s",
+            "period",
+            unit,
+            [Series(f"firm {i}", periods, values[:, i], steps=True) for i in range(market.n_firms)],
+            _action_references(ev),
+        ),
+        "",
+    ]
+    if can_punish(market):
+        ir = impulse_response(policy, market, horizon=15, seed=seed, start_state=start)
+        after = np.array(ir["actions_after"])
+        t = np.arange(len(after))
+        refs = [
+            Reference(f"before the deviation, firm {i}", y, firm=i) for i, y in enumerate(ir["pre_deviation_actions"])
+        ]
         lines += [
-            "## Action paths (greedy play)",
+            "## Impulse response to a one-period deviation",
             "",
-            _figure(plt, figures / "action_paths.png", "greedy actions", draw_paths),
+            line_figure(
+                figures / "impulse_response.png",
+                f"firm {ir['deviator']} forced to its static best response at t = 0",
+                "periods after the deviation",
+                unit,
+                [Series(f"firm {i}", t, after[:, i]) for i in range(market.n_firms)],
+                refs + _action_references(ev, ("nash",)),
+            ),
+            "",
+            f"Rivals' change next period: {ir['rival_relative_change_next_period']}; back to the "
+            f"pre-deviation actions after {ir['periods_to_return']} periods; deviation profitable: "
+            f"{ir['deviation_profitable']}.",
             "",
         ]
-        if can_punish(market):
-            ir = impulse_response(policy, market, horizon=15, seed=seed, start_state=start)
-            after = np.array(ir["actions_after"])
-            lines += [
-                "## Impulse response to a one-period deviation",
-                "",
-                _figure(
-                    plt,
-                    figures / "impulse_response.png",
-                    "firm 0 forced to its static best response at t=0",
-                    lambda ax: (
-                        [ax.plot(after[:, i], marker="o", label=f"firm {i}") for i in range(market.n_firms)],
-                        ax.axhline(ir["pre_deviation_actions"][1], color="grey", lw=0.5),
-                        ax.set_xlabel("periods after the deviation"),
-                        ax.legend(fontsize=8),
-                    ),
-                ),
-                "",
-                f"Rivals' change next period: {ir['rival_relative_change_next_period']}; back to the "
-                f"pre-deviation actions after {ir['periods_to_return']} periods; deviation profitable: "
-                f"{ir['deviation_profitable']}.",
-                "",
-            ]
-        if market.market_type == "capacity":
-            capacity_policy_maps(policy, market, figures / "policy_maps.png")
-            lines += ["## Investment policy against the MPE", "", "![policy maps](figures/policy_maps.png)", ""]
-    out = run_dir / "report.md"
-    atomic_write_text(out, "\n".join(lines))
-    return out
+    if market.market_type == "capacity":
+        capacity_policy_maps(policy, market, figures / "policy_maps.png")
+        lines += ["## Investment policy against the MPE", "", "![policy maps](figures/policy_maps.png)", ""]
+    return lines

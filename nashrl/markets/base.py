@@ -47,6 +47,8 @@ class MarketEnv(ParallelEnv):
     #: True when :meth:`transition` does not use its random generator: greedy play then ends
     #: in a limit cycle, over which long-run outcomes are measured (Calvano et al. 2020).
     deterministic: ClassVar[bool] = False
+    #: What an action is, for axis labels ("quantity", "price", "investment").
+    action_label: ClassVar[str] = "action"
 
     def __init__(self, n_firms: int, grids: list[np.ndarray], params: dict[str, Any]):
         v.joint_actions([len(g) for g in grids])  # before anything enumerates them

@@ -45,6 +45,7 @@ MAX_STATES = 200_000
 
 class CapacityMarket(MarketEnv):
     market_type = "capacity"
+    action_label = "investment"
     metadata = {**MarketEnv.metadata, "name": "capacity_v0"}
     stage_game_is_benchmark = False  # investment pays tomorrow
     FIELDS = COMMON_FIELDS | {

@@ -31,6 +31,7 @@ def cournot_demand(params: dict[str, Any], n_firms: int) -> tuple[float, float, 
 
 class CournotMarket(RepeatedGameMarket):
     market_type = "cournot"
+    action_label = "quantity"
     metadata = {**RepeatedGameMarket.metadata, "name": "cournot_v0"}
     FIELDS = COMMON_FIELDS | {"n_firms", "a", "b", "costs", "quantities", "memory"}
 

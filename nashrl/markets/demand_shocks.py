@@ -47,6 +47,7 @@ def markov_chain(params: dict[str, Any], n_levels: int) -> np.ndarray:
 
 class DemandShockMarket(RepeatedGameMarket):
     market_type = "demand_shocks"
+    action_label = "quantity"
     metadata = {**RepeatedGameMarket.metadata, "name": "demand_shocks_v0"}
     deterministic = False  # random state process
     FIELDS = COMMON_FIELDS | {

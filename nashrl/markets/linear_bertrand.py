@@ -26,6 +26,7 @@ from nashrl.theory import linear_bertrand
 
 class LinearBertrandMarket(RepeatedGameMarket):
     market_type = "linear_bertrand"
+    action_label = "price"
     metadata = {**RepeatedGameMarket.metadata, "name": "linear_bertrand_v0"}
     FIELDS = COMMON_FIELDS | {"n_firms", "a", "substitutability", "gamma", "costs", "prices", "memory"}
 

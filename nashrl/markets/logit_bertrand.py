@@ -23,6 +23,7 @@ from nashrl.theory import logit
 
 class LogitBertrandMarket(RepeatedGameMarket):
     market_type = "logit_bertrand"
+    action_label = "price"
     metadata = {**RepeatedGameMarket.metadata, "name": "logit_bertrand_v0"}
     FIELDS = COMMON_FIELDS | {"n_firms", "a", "a0", "mu", "costs", "m", "xi", "memory"}
 

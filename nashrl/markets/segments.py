@@ -29,6 +29,7 @@ from nashrl.theory import segments
 
 class SegmentsMarket(RepeatedGameMarket):
     market_type = "logit_segments"
+    action_label = "price"
     metadata = {**RepeatedGameMarket.metadata, "name": "logit_segments_v0"}
     deterministic = False  # random state process
     FIELDS = COMMON_FIELDS | {

@@ -27,6 +27,7 @@ from nashrl.theory import cournot, stackelberg
 
 class StackelbergMarket(MarketEnv):
     market_type = "stackelberg"
+    action_label = "quantity"
     metadata = {**MarketEnv.metadata, "name": "stackelberg_v0"}
     sequential = True
     deterministic = True
