@@ -19,18 +19,6 @@ from nashrl.markets.validation import ConfigError, is_real
 
 ALGORITHMS = ("nash_q", "dqn", "tabular_nash_q", "tabular_q")
 SECTIONS = {"name", "market", "algorithm", "run", "tune"}
-RUN_DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "stop": {"env_steps": 20_000},
-    "num_env_runners": 1,
-    "num_envs_per_env_runner": 1,
-    "checkpoint_every": 25,
-    "output_dir": "runs",
-    "evaluation_steps": 50,
-    "eval_every": 25,
-    "progress": True,
-}
-STOP_KEYS = {"env_steps", "iterations", "time_s"}
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -166,37 +154,15 @@ def _validate_algorithm(algo: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate_run(run: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(run) - set(RUN_DEFAULTS) - {"address"})
-    if unknown:
-        raise ConfigError(f"run: unknown key(s) {unknown}; expected some of {sorted(RUN_DEFAULTS)}")
-    merged = {**copy.deepcopy(RUN_DEFAULTS), **run}
-    stop = merged["stop"]
-    if not isinstance(stop, Mapping) or not stop or set(stop) - STOP_KEYS:
-        raise ConfigError(f"run.stop: expected a mapping with some of {sorted(STOP_KEYS)}, got {stop!r}")
-    for key, value in stop.items():
-        if not is_real(value) or value <= 0:
-            raise ConfigError(f"run.stop.{key}: expected a finite positive number, got {value!r}")
-    for key in (
-        "num_env_runners",
-        "num_envs_per_env_runner",
-        "checkpoint_every",
-        "evaluation_steps",
-        "seed",
-        "eval_every",
-    ):
-        value = merged[key]
-        minimum = 0 if key in ("num_env_runners", "seed", "checkpoint_every", "eval_every") else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"run.{key}: expected an integer >= {minimum}, got {value!r}")
-    if not isinstance(merged["output_dir"], str) or not merged["output_dir"]:
-        raise ConfigError(f"run.output_dir: expected a directory path, got {merged['output_dir']!r}")
+    """The ``run`` section by its typed schema (:class:`nashrl.schema.RunSection`), then what a
+    schema cannot know: the output folder, and env runners against this machine's CPUs."""
+    from nashrl.schema import RunSection, errors
+
+    for message in errors(RunSection, run, "run"):
+        raise ConfigError(message)
+    merged = RunSection(**run).model_dump(exclude_none=True)
     _check_output_dir(merged["output_dir"])
-    if not isinstance(merged["progress"], bool):
-        raise ConfigError(f"run.progress: expected true or false, got {merged['progress']!r}")
-    address = merged.get("address")
-    if address is not None and (not isinstance(address, str) or not address):
-        raise ConfigError(f"run.address: expected a Ray address such as 'auto' or 'host:6379', got {address!r}")
-    if not (address or os.environ.get("RAY_ADDRESS")):
+    if not (merged.get("address") or os.environ.get("RAY_ADDRESS")):
         cpus = os.cpu_count() or 1
         if merged["num_env_runners"] > cpus:
             raise ConfigError(

@@ -222,9 +222,9 @@ def test_report_of_killed_and_torn_runs(tmp_path):
         f.write('{"iteration": 4, "env_st')  # torn by a kill
     set_status(run_dir, "running")
     text = write_report(run_dir).read_text()
-    assert "this run is incomplete (status running)" in text
+    assert "is incomplete (status running)" in text
     (run_dir / "progress.jsonl").unlink()
-    assert "No training progress was logged" in write_report(run_dir).read_text()
+    assert "No training progress was logged for" in write_report(run_dir).read_text()
     (run_dir / "summary.json").unlink()
     with pytest.raises(CheckpointError, match="no summary.json .status running"):
         write_report(run_dir)

@@ -12,31 +12,11 @@ from typing import Any
 
 
 def validate_settings(name: str, settings: dict[str, Any]) -> list[str]:
-    """Messages ``"key: expected ..."`` for every invalid setting of algorithm ``name``."""
-    if name == "nash_q":
-        import inspect
+    """Messages ``"key: expected ..."`` for every invalid setting of algorithm ``name`` (typed
+    schemas, :mod:`nashrl.schema`; unknown keys are refused, never forwarded to RLlib)."""
+    from nashrl.schema import SETTINGS, errors
 
-        from nashrl.algorithms.nash_q.nash_q import RLLIB_KEYS, NashQConfig, nash_q_errors
-        from nashrl.markets.validation import is_int
-
-        own = [p for p in inspect.signature(NashQConfig.training).parameters if p not in ("self", "kwargs")]
-        known = sorted(set(own) | set(RLLIB_KEYS))
-        unknown = [k for k in settings if k not in known]
-        if unknown:  # refused, never forwarded to RLlib
-            return [f"{k}: unknown Nash-Q setting; expected some of {known}" for k in unknown]
-        fragment = settings.get("rollout_fragment_length", 25)
-        if not is_int(fragment, 1):  # RLlib raises on it inside training()
-            return [f"rollout_fragment_length: expected an integer >= 1, got {fragment!r}"]
-        config = NashQConfig()
-        config.training(**settings)
-        return nash_q_errors(config)
-    if name == "dqn":
-        from nashrl.algorithms.baselines.dqn import dqn_errors
-
-        return dqn_errors(settings)
-    from nashrl.algorithms.baselines.tabular import tabular_errors
-
-    return tabular_errors(name, settings)
+    return errors(SETTINGS[name], settings)
 
 
 def build_trainer(config: dict[str, Any]):

@@ -53,15 +53,6 @@ def is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def is_int(value: Any, minimum: int = 0, maximum: int | None = None) -> bool:
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and value >= minimum
-        and (maximum is None or value <= maximum)
-    )
-
-
 def number(
     value: Any, field: str, *, positive: bool = False, nonneg: bool = False, below: float | None = None
 ) -> float:

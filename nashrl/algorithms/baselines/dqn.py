@@ -14,66 +14,13 @@ from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from nashrl.algorithms.settings import hiddens_ok, schedule_ok
 from nashrl.markets import make_market, register_rllib_envs, rllib_env_name
-from nashrl.markets.validation import is_int, is_real
-
-DQN_DEFAULTS: dict[str, Any] = {
-    "lr": 1e-3,
-    "gamma": 0.95,
-    "train_batch_size": 128,
-    "hiddens": [64, 64],
-    "epsilon": [[0, 1.0], [20_000, 0.02]],
-    "target_network_update_freq": 500,
-    "double_q": True,
-    "dueling": False,
-    "n_step": 1,
-    "replay_capacity": 100_000,
-    "num_steps_sampled_before_learning_starts": 1_000,
-    "training_intensity": None,
-    "rollout_fragment_length": 25,
-}
-
-
-def dqn_errors(settings: dict[str, Any]) -> list[str]:
-    errors = [
-        f"{k}: unknown DQN setting; expected some of {sorted(DQN_DEFAULTS)}" for k in settings if k not in DQN_DEFAULTS
-    ]
-    merged = {**DQN_DEFAULTS, **settings}
-    if not schedule_ok(merged["lr"]) or merged["lr"] == 0:
-        errors.append(f"lr: expected a finite positive number or [[env_step, lr], ...], got {merged['lr']!r}")
-    if not schedule_ok(merged["epsilon"], 0.0, 1.0):
-        errors.append(
-            f"epsilon: expected a probability in [0, 1] or [[env_step, value], ...], got {merged['epsilon']!r}"
-        )
-    for key, minimum in (
-        ("train_batch_size", 1),
-        ("target_network_update_freq", 1),
-        ("n_step", 1),
-        ("replay_capacity", 1),
-        ("rollout_fragment_length", 1),
-        ("num_steps_sampled_before_learning_starts", 0),
-    ):
-        if not is_int(merged[key], minimum):
-            errors.append(f"{key}: expected an integer >= {minimum}, got {merged[key]!r}")
-    intensity = merged["training_intensity"]
-    if intensity is not None and not (is_real(intensity) and intensity > 0):
-        errors.append(f"training_intensity: expected a finite positive number or null, got {intensity!r}")
-    if not (is_real(merged["gamma"]) and 0 <= merged["gamma"] < 1):
-        errors.append(f"gamma: expected a discount in [0, 1), got {merged['gamma']!r}")
-    if not hiddens_ok(merged["hiddens"]):
-        errors.append(
-            f"hiddens: expected a list of positive integers (at most 16, each <= 8192), got {merged['hiddens']!r}"
-        )
-    for key in ("double_q", "dueling"):
-        if not isinstance(merged[key], bool):
-            errors.append(f"{key}: expected true or false, got {merged[key]!r}")
-    return errors
+from nashrl.schema import DQNSettings
 
 
 def dqn_config(market_config: dict[str, Any], settings: dict[str, Any], resources: dict[str, Any]) -> DQNConfig:
     register_rllib_envs()
-    s = {**DQN_DEFAULTS, **settings}
+    s = DQNSettings(**settings).model_dump()  # typed, with the baseline's defaults
     market = make_market(market_config)
     agents = list(market.possible_agents)
     specs = {

@@ -34,43 +34,17 @@ from numba import njit
 
 from nashrl.algorithms.policies import TabularPolicy
 from nashrl.config import algorithm_settings
-from nashrl.equilibrium import SELECTIONS, solve
+from nashrl.equilibrium import solve
 from nashrl.files import write_json
 from nashrl.markets import make_market
 from nashrl.markets.base import RepeatedGameMarket
-from nashrl.markets.validation import is_int, is_real
+from nashrl.schema import SETTINGS
 
-TABULAR_DEFAULTS: dict[str, Any] = {
-    "alpha": 0.15,
-    "beta": 4e-6,
-    "gamma": 0.95,
-    "convergence_window": 100_000,
-    "steps_per_iteration": 100_000,
-    "selection": "pareto",
-}
 STATE_INDEPENDENT = ("cournot", "linear_bertrand", "logit_bertrand")
 
 
 #: Largest Q table (entries) the tabular learners allocate.
 MAX_TABLE = 100_000_000
-
-
-def tabular_errors(name: str, settings: dict[str, Any]) -> list[str]:
-    known = set(TABULAR_DEFAULTS) - ({"selection"} if name == "tabular_q" else set())
-    errors = [f"{k}: unknown {name} setting; expected some of {sorted(known)}" for k in settings if k not in known]
-    s = {**TABULAR_DEFAULTS, **settings}
-    if not (is_real(s["alpha"]) and 0 < s["alpha"] <= 1):
-        errors.append(f"alpha: expected a learning rate in (0, 1], got {s['alpha']!r}")
-    if not (is_real(s["beta"]) and s["beta"] >= 0):
-        errors.append(f"beta: expected a finite exploration decay >= 0, got {s['beta']!r}")
-    if not (is_real(s["gamma"]) and 0 <= s["gamma"] < 1):
-        errors.append(f"gamma: expected a discount in [0, 1), got {s['gamma']!r}")
-    for key in ("convergence_window", "steps_per_iteration"):
-        if not is_int(s[key], 1):
-            errors.append(f"{key}: expected an integer >= 1, got {s[key]!r}")
-    if not isinstance(s["selection"], str) or s["selection"] not in SELECTIONS:
-        errors.append(f"selection: expected one of {SELECTIONS}, got {s['selection']!r}")
-    return errors
 
 
 def check_market(name: str, market) -> None:
@@ -130,7 +104,7 @@ class TabularTrainer:
     def __init__(self, config: dict[str, Any]):
         self.config = config
         self.name = config["algorithm"]["name"]
-        self.s = {**TABULAR_DEFAULTS, **algorithm_settings(config["algorithm"])}
+        self.s = SETTINGS[self.name](**algorithm_settings(config["algorithm"])).model_dump()
         self.market = make_market(config["market"])
         check_market(self.name, self.market)
         m = self.market

@@ -40,10 +40,7 @@ from ray.rllib.utils.metrics import (
 
 from nashrl.algorithms.nash_q.connectors import AddFirmIndex
 from nashrl.algorithms.nash_q.replay import JointTransitionBuffer
-from nashrl.algorithms.settings import MAX_LAYERS, MAX_WIDTH, hiddens_ok, schedule_ok
 from nashrl.algorithms.theory_metrics import DEFAULT_EVAL, TheoryMetrics, final_state
-from nashrl.equilibrium import CONCEPTS, SEARCHES, SELECTIONS
-from nashrl.markets.validation import is_int, is_real
 
 MODULE_ID = "nash_q"
 #: RLlib settings nashrl passes on for Deep Nash-Q; any other key is refused, not forwarded.
@@ -205,58 +202,11 @@ class NashQConfig(AlgorithmConfig):
 
 
 def nash_q_errors(config: NashQConfig) -> list[str]:
-    """Every invalid Nash-Q setting, each naming its key and what was expected (type-safe)."""
-    errors = []
-    if not hiddens_ok(config.hiddens):
-        errors.append(
-            f"hiddens: expected a list of at most {MAX_LAYERS} integers in [1, {MAX_WIDTH}], got {config.hiddens!r}"
-        )
-    for key, allowed in (
-        ("solution_concept", CONCEPTS),
-        ("selection", SELECTIONS),
-        ("solver_backend", ("auto", "torch", "numba")),
-        ("equilibrium_search", SEARCHES),
-        ("exploration", EXPLORATIONS),
-        ("td_error_loss_fn", ("huber", "mse")),
-    ):
-        value = getattr(config, key)
-        if not isinstance(value, str) or value not in allowed:
-            errors.append(f"{key}: expected one of {allowed}, got {value!r}")
-    if not schedule_ok(config.lr) or config.lr == 0:
-        errors.append(f"lr: expected a finite positive number or [[env_step, lr], ...], got {config.lr!r}")
-    if not schedule_ok(config.epsilon, 0.0, 1.0):
-        errors.append(f"epsilon: expected a probability in [0, 1] or [[env_step, value], ...], got {config.epsilon!r}")
-    if not schedule_ok(config.temperature):
-        errors.append(
-            f"temperature: expected a finite number >= 0 or [[env_step, value], ...], got {config.temperature!r}"
-        )
-    for key, minimum in (
-        ("target_network_update_freq", 1),
-        ("train_batch_size", 1),
-        ("updates_per_iteration", 1),
-        ("num_steps_sampled_before_learning_starts", 0),
-    ):
-        if not is_int(getattr(config, key), minimum):
-            errors.append(f"{key}: expected an integer >= {minimum}, got {getattr(config, key)!r}")
-    if not is_int(config.rollout_fragment_length, 1):
-        errors.append(f"rollout_fragment_length: expected an integer >= 1, got {config.rollout_fragment_length!r}")
-    if not (is_real(config.tau) and 0 < config.tau <= 1):
-        errors.append(f"tau: expected a number in (0, 1], got {config.tau!r}")
-    if not is_int(config.replay_capacity, 1) or (
-        is_int(config.train_batch_size, 1) and config.replay_capacity < config.train_batch_size
-    ):
-        errors.append(f"replay_capacity: expected an integer >= train_batch_size, got {config.replay_capacity!r}")
-    if not (is_real(config.gamma) and 0 <= config.gamma < 1):
-        errors.append(f"gamma: expected a discount in [0, 1), got {config.gamma!r}")
-    if not isinstance(config.double_q, bool):
-        errors.append(f"double_q: expected true or false, got {config.double_q!r}")
-    if not (isinstance(config.store_buffer_in_checkpoints, bool) or config.store_buffer_in_checkpoints == "auto"):
-        errors.append(
-            f"store_buffer_in_checkpoints: expected true, false or 'auto', got {config.store_buffer_in_checkpoints!r}"
-        )
-    if config.grad_clip is not None and not (is_real(config.grad_clip) and config.grad_clip > 0):
-        errors.append(f"grad_clip: expected a finite positive number or null, got {config.grad_clip!r}")
-    return errors
+    """Every invalid Nash-Q setting of a config, each naming its key (the typed schema
+    :class:`nashrl.schema.NashQSettings`)."""
+    from nashrl.schema import NashQSettings, errors, plain
+
+    return errors(NashQSettings, {key: plain(getattr(config, key)) for key in NashQSettings.model_fields})
 
 
 def to_train_batch(sample: dict[str, np.ndarray]) -> MultiAgentBatch:
@@ -327,6 +277,8 @@ class NashQ(Algorithm):
         state = super().get_state(*args, **kwargs)
         if store_replay(self.config, self.replay):
             state["joint_replay"] = self.replay.get_state()
+        # The last comparison with theory (TheoryMetrics repeats it between evaluations).
+        state["theory_metrics"] = getattr(self, "_nashrl_eval", None)
         # Exploration randomness of every env runner (RLlib checkpoints weights and counters, not RNGs).
         state["env_runner_rng"] = self.env_runner_group.foreach_env_runner(
             _rng_state, local_env_runner=self.env_runner_group.num_remote_env_runners() == 0
@@ -337,6 +289,8 @@ class NashQ(Algorithm):
         super().set_state(state)
         if "joint_replay" in state:
             self.replay.set_state(state["joint_replay"])
+        if state.get("theory_metrics") is not None:
+            self._nashrl_eval = dict(state["theory_metrics"])
         saved = {s["worker_index"]: s for s in state.get("env_runner_rng", [])}
         if saved:
             self.env_runner_group.foreach_env_runner(
@@ -357,8 +311,8 @@ def schedule_value(schedule: Any, t: float) -> float:
 def experiment_config(config: NashQConfig) -> dict[str, Any]:
     """The nashrl experiment config of an algorithm config (the CLI's when set, else rebuilt from
     its market and Nash-Q settings, e.g. for Tune trials with sampled settings)."""
-    from nashrl.config import RUN_DEFAULTS
     from nashrl.markets import GENERIC_ENV
+    from nashrl.schema import RunSection
 
     base = copy.deepcopy(config.nashrl_experiment) if config.nashrl_experiment else None
     market = dict(config.env_config)
@@ -374,7 +328,7 @@ def experiment_config(config: NashQConfig) -> dict[str, Any]:
                 if key in ("lr", "epsilon", "temperature") and isinstance(value, (list, tuple))
                 else value
             )
-    run = base["run"] if base else {**copy.deepcopy(RUN_DEFAULTS), "seed": config.seed or 0}
+    run = base["run"] if base else RunSection(seed=config.seed or 0).model_dump(exclude_none=True)
     name = base["name"] if base else "nash_q"
     return {"name": name, "market": market, "algorithm": algorithm, "run": run}
 
