@@ -24,14 +24,7 @@ SECTIONS = {"name", "market", "algorithm", "run", "tune"}
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Read, override and validate an experiment config."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config: no such file {str(path)!r}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"config: {path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config: {path} is not valid YAML ({err})") from err
+    raw = read_yaml(path, "config")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config: expected a mapping with sections {sorted(SECTIONS)}, got {type(raw).__name__}")
     config = copy.deepcopy(dict(raw))
@@ -39,6 +32,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     for item in overrides or []:
         apply_override(config, item)
     return validate(config)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's content; a missing file, non-UTF-8 text or bad YAML is a one-line ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"{what}: no such file {str(path)!r}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what}: {path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what}: {path} is not valid YAML ({err})") from err
 
 
 def apply_override(config: dict[str, Any], item: str) -> None:

@@ -17,9 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nashrl.config import ALGORITHMS, apply_override, load_config, validate
+from nashrl.config import ALGORITHMS, apply_override, load_config, read_yaml, validate
 from nashrl.files import atomic_write_text, write_json
 from nashrl.markets.validation import ConfigError
 
@@ -27,15 +25,7 @@ SUITE_KEYS = {"title", "output", "raw_output", "seeds", "experiments", "run", "a
 
 
 def load_suite(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite: no such file {str(path)!r}")
-    try:
-        suite = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"suite: {path} is not UTF-8 text ({err.reason})") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"suite: {path} is not valid YAML ({err})") from err
+    suite = read_yaml(Path(path), "suite")
     if not isinstance(suite, dict) or set(suite) - SUITE_KEYS or "experiments" not in suite:
         raise ConfigError(f"suite: expected a mapping with experiments and some of {sorted(SUITE_KEYS)}")
     if not isinstance(suite["experiments"], list) or not suite["experiments"]:
