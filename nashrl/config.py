@@ -87,6 +87,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         check_market(config["algorithm"]["name"], market)
     else:
         _check_network_size(config["algorithm"], market)
+    _check_equilibrium_search(config["algorithm"], market)
     config["run"] = _validate_run(dict(config.get("run") or {}))
     if "tune" in config:
         from nashrl.tune import validate_tune
@@ -102,6 +103,21 @@ def validate_name(name: Any) -> str:
     if name in (".", "..") or any(c in name for c in "/\\\0") or len(name) > 100:
         raise ConfigError(f"name: expected one folder name (no '/', '\\', '..', at most 100 characters), got {name!r}")
     return name
+
+
+def _check_equilibrium_search(algo: dict[str, Any], market) -> None:
+    """``equilibrium_search: all`` (support enumeration) only where the stage games are small enough."""
+    if algo.get("equilibrium_search") != "all" or market.n_firms != 2:
+        return
+    from nashrl.equilibrium.support import MAX_PAIRS, n_support_pairs
+
+    pairs = n_support_pairs(*market.action_sizes)
+    if pairs > MAX_PAIRS:
+        raise ConfigError(
+            f"algorithm.equilibrium_search: 'all' enumerates {pairs:,} support pairs per "
+            f"{market.action_sizes[0]}x{market.action_sizes[1]} stage game (limit {MAX_PAIRS:,}); expected auto, "
+            "always or labels for games this large"
+        )
 
 
 def _check_network_size(algo: dict[str, Any], market) -> None:
@@ -165,7 +181,7 @@ def _validate_run(run: dict[str, Any]) -> dict[str, Any]:
 
     for message in errors(RunSection, run, "run"):
         raise ConfigError(message)
-    merged = RunSection(**run).model_dump(exclude_none=True)
+    merged = RunSection(**run).model_dump(exclude_none=True, warnings=False)
     _check_output_dir(merged["output_dir"])
     if not (merged.get("address") or os.environ.get("RAY_ADDRESS")):
         cpus = os.cpu_count() or 1

@@ -44,7 +44,11 @@ def _indifferent(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return torch.nan_to_num(sol[:, :k]), torch.nan_to_num(sol[:, k]), ok
 
 
-def support_enumeration(a: torch.Tensor, b: torch.Tensor, max_pairs: int = 5000):
+#: Largest number of support pairs enumerated per game.
+MAX_PAIRS = 5000
+
+
+def support_enumeration(a: torch.Tensor, b: torch.Tensor, max_pairs: int = MAX_PAIRS):
     """Mixed equilibria (support size >= 2) of ``[G, m, n]`` games, in enumeration order.
 
     Returns a list of ``(x [G, m], y [G, n], found [G])``, one entry per support pair

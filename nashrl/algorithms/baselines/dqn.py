@@ -20,7 +20,7 @@ from nashrl.schema import DQNSettings
 
 def dqn_config(market_config: dict[str, Any], settings: dict[str, Any], resources: dict[str, Any]) -> DQNConfig:
     register_rllib_envs()
-    s = DQNSettings(**settings).model_dump()  # typed, with the baseline's defaults
+    s = DQNSettings(**settings).model_dump(warnings=False)  # typed, with the baseline's defaults
     market = make_market(market_config)
     agents = list(market.possible_agents)
     specs = {

@@ -104,7 +104,7 @@ class TabularTrainer:
     def __init__(self, config: dict[str, Any]):
         self.config = config
         self.name = config["algorithm"]["name"]
-        self.s = SETTINGS[self.name](**algorithm_settings(config["algorithm"])).model_dump()
+        self.s = SETTINGS[self.name](**algorithm_settings(config["algorithm"])).model_dump(warnings=False)
         self.market = make_market(config["market"])
         check_market(self.name, self.market)
         m = self.market

@@ -33,10 +33,13 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.core.rl_module.apis import TargetNetworkAPI
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from nashrl.algorithms.nash_q.module import Q_JOINT
 
 TD_LOSS = "td_loss"
+#: Rows of the batch on which an update's Q-values are checked to be finite.
+PROBE_ROWS = 32
 
 
 def joint_index(actions: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
@@ -110,19 +113,18 @@ class NashQTorchLearner(TorchLearner):
         finite Q-values on the batch; otherwise keep the previous weights and count it
         (``non_finite_updates``): the training loop then stops the run with a clear message and a
         checkpoint of these last finite weights, instead of env runners failing on NaN stage games."""
-        ok = all(bool(torch.isfinite(g).all()) for g in gradients_dict.values())
+        ok = bool(torch.isfinite(torch.cat([g.reshape(-1) for g in gradients_dict.values()])).all())
         if ok:
-            params = [p for p in self._params.values()]
-            saved = [p.detach().clone() for p in params]
+            params = list(self._params.values())
+            saved = parameters_to_vector(params).detach().clone()  # one copy of the weights
             super().apply_gradients(gradients_dict)
             with torch.no_grad():
-                ok = all(bool(torch.isfinite(p).all()) for p in params) and all(
-                    bool(torch.isfinite(self.module[mid].unwrapped().q_values(obs)).all())
+                ok = bool(torch.isfinite(parameters_to_vector(params)).all()) and all(
+                    bool(torch.isfinite(self.module[mid].unwrapped().q_values(obs[:PROBE_ROWS])).all())
                     for mid, obs in self._probe.items()
                 )
                 if not ok:
-                    for p, old in zip(params, saved):
-                        p.copy_(old)
+                    vector_to_parameters(saved, params)
         if not ok:
             for module_id in self.module.keys():
                 self.metrics.log_value((module_id, "non_finite_updates"), 1, reduce="sum")

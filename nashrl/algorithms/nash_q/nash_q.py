@@ -328,7 +328,7 @@ def experiment_config(config: NashQConfig) -> dict[str, Any]:
                 if key in ("lr", "epsilon", "temperature") and isinstance(value, (list, tuple))
                 else value
             )
-    run = base["run"] if base else RunSection(seed=config.seed or 0).model_dump(exclude_none=True)
+    run = base["run"] if base else RunSection(seed=config.seed or 0).model_dump(exclude_none=True, warnings=False)
     name = base["name"] if base else "nash_q"
     return {"name": name, "market": market, "algorithm": algorithm, "run": run}
 
