@@ -157,7 +157,7 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
         raise
     finally:
         trainer.stop()
-    summary["run_dir"] = str(run_dir)
+    summary["run_dir"] = str(run_dir.resolve())
     write_json(run_dir / "summary.json", summary)
     set_status(run_dir, "complete")
     return summary
@@ -243,4 +243,5 @@ def _loop(
     finally:
         bar.close()
         log.close()
-    return {"final_metrics": metrics, "checkpoint": str(last_ckpt), "wall_time_s": time.time() - started}
+    # Absolute, so the printed path works from anywhere (Algorithm.from_checkpoint needs one).
+    return {"final_metrics": metrics, "checkpoint": str(last_ckpt.resolve()), "wall_time_s": time.time() - started}

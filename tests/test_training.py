@@ -256,6 +256,32 @@ def test_tampered_rllib_checkpoint_is_refused_before_unpickling(ray_session, tmp
     assert not marker.exists()
 
 
+def test_cli_checkpoint_loads_with_rllib_in_a_fresh_process(ray_session, tmp_path):
+    """An RLlib user's Algorithm.from_checkpoint on a path printed by the CLI, in a new process
+    that never imported nashrl itself (the pickled config does)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nashrl.train import run_training
+
+    summary = run_training(small_config(tmp_path, NASH_Q, env_steps=200), quiet=True)
+    assert Path(summary["checkpoint"]).is_absolute()
+    code = (
+        "import ray; ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False); "
+        "from ray.rllib.algorithms.algorithm import Algorithm; "
+        f"algo = Algorithm.from_checkpoint({summary['checkpoint']!r}); "
+        "print(type(algo).__name__, algo.get_module('nash_q').action_sizes); algo.stop()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "NashQ (13, 13)" in out.stdout
+
+
 def test_diverging_training_stops_with_a_finite_checkpoint(ray_session, tmp_path):
     from pathlib import Path
 
