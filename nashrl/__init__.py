@@ -8,6 +8,10 @@ Importing nashrl registers its RLlib environments (``nashrl/<market type>`` and 
 
 __version__ = "0.1.0"
 
+from nashrl.threads import configure_environment
+
+configure_environment()  # before numba or torch start a thread pool (see nashrl.threads)
+
 
 def _register() -> None:
     from ray.tune.registry import register_trainable

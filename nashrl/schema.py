@@ -79,6 +79,9 @@ class RunSection(Section):
     eval_every: NonNegativeInt = 25
     progress: bool = True
     address: Annotated[str, Field(min_length=1)] | None = None
+    #: Torch/numba threads of the learner's (driver's) process; default: the cores left after
+    #: one per env runner (nashrl.threads.default_learner_threads).
+    learner_threads: Count | None = None
 
 
 class NashQSettings(Section):

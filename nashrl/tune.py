@@ -126,7 +126,7 @@ def run_tune(config: dict[str, Any]) -> dict[str, Any]:
     init_ray(config)
     spec = config["tune"]
     base = copy.deepcopy(config)
-    algo_config = algorithm_config(base)
+    algo_config = algorithm_config(base, trials=True)
     for key, domain_spec in spec["search_space"].items():
         algo_config.training(**{key: _domain(domain_spec)})
     stop = config["run"]["stop"]

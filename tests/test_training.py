@@ -256,6 +256,28 @@ def test_tampered_rllib_checkpoint_is_refused_before_unpickling(ray_session, tmp
     assert not marker.exists()
 
 
+def test_thread_budget_per_process_survives_the_solver(ray_session, tmp_path):
+    """After env runners have acted (numba solver inside) and the learner has updated, every env
+    runner still runs 1 torch and 1 numba thread on the non-spinning workqueue layer, and the
+    driver's learner its budget (a regression here made training 6-7x slower on shared machines)."""
+    from nashrl.algorithms.registry import build_trainer
+    from nashrl.threads import default_learner_threads, thread_counts
+
+    config = small_config(tmp_path, {**NASH_Q, "num_steps_sampled_before_learning_starts": 50})
+    trainer = build_trainer(config)
+    try:
+        for _ in range(3):
+            metrics = trainer.train()
+        assert metrics.get("nash_q/td_loss") is not None  # the learner (and its solver) ran
+        runners = trainer.algo.env_runner_group.foreach_env_runner(lambda r: thread_counts(), local_env_runner=False)
+        assert runners == [{"torch": 1, "numba": 1, "numba_layer": "workqueue"}]
+        driver = thread_counts()
+        assert driver["torch"] == driver["numba"] == default_learner_threads(1)
+        assert driver["numba_layer"] == "workqueue"
+    finally:
+        trainer.stop()
+
+
 def test_cli_checkpoint_loads_with_rllib_in_a_fresh_process(ray_session, tmp_path):
     """An RLlib user's Algorithm.from_checkpoint on a path printed by the CLI, in a new process
     that never imported nashrl itself (the pickled config does)."""

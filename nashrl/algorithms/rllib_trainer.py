@@ -18,6 +18,7 @@ from nashrl.algorithms.theory_metrics import TheoryMetrics, final_state, greedy_
 from nashrl.config import algorithm_settings
 from nashrl.markets import make_market
 from nashrl.ray_session import remove_logdir, rllib_logdir
+from nashrl.threads import default_learner_threads
 
 LEARNER_KEYS = (
     "td_loss",
@@ -35,8 +36,9 @@ def rllib_resources(run: dict[str, Any]) -> dict[str, Any]:
     return {k: run[k] for k in ("seed", "num_env_runners", "num_envs_per_env_runner")}
 
 
-def algorithm_config(config: dict[str, Any]):
-    """The RLlib ``AlgorithmConfig`` of an experiment config (``nash_q`` or ``dqn``)."""
+def algorithm_config(config: dict[str, Any], trials: bool = False):
+    """The RLlib ``AlgorithmConfig`` of an experiment config (``nash_q`` or ``dqn``); ``trials``:
+    for Tune, where concurrent trials share the machine (one learner thread each by default)."""
     name = config["algorithm"]["name"]
     settings = algorithm_settings(config["algorithm"])
     if name == "nash_q":
@@ -58,6 +60,9 @@ def algorithm_config(config: dict[str, Any]):
         algo = dqn_config(config["market"], settings, rllib_resources(config["run"])).callbacks(TheoryMetrics)
     # The comparison with theory runs inside RLlib (eval/* in every result), and checkpoints
     # written by Tune carry the experiment for `nashrl evaluate`.
+    default = 1 if trials else default_learner_threads(config["run"]["num_env_runners"])
+    threads = config["run"].get("learner_threads") or default
+    algo.resources(num_cpus_for_main_process=threads)  # the learner's thread budget (nashrl.threads)
     algo.nashrl_eval = {"every": config["run"]["eval_every"], "steps": config["run"]["evaluation_steps"]}
     algo.nashrl_experiment = copy.deepcopy(config)
     return algo

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
+from nashrl.threads import set_thread_budget
+
 #: ``config.nashrl_eval`` defaults: evaluate every 25 iterations, simulate 50 periods in random markets.
 DEFAULT_EVAL = {"every": 25, "steps": 50}
 
@@ -63,6 +65,17 @@ def theory_metrics(algorithm) -> dict[str, float]:
 
 
 class TheoryMetrics(RLlibCallback):
+    """Also sets each process's thread budget (:mod:`nashrl.threads`): the algorithm's process
+    (learner, solver) gets ``num_cpus_for_main_process`` threads, every remote env runner
+    ``num_cpus_per_env_runner``."""
+
+    def on_algorithm_init(self, *, algorithm, **kwargs) -> None:
+        set_thread_budget(algorithm.config.num_cpus_for_main_process)
+
+    def on_environment_created(self, *, env_runner, **kwargs) -> None:
+        if (env_runner.worker_index or 0) > 0:  # a remote env runner (the local one is the driver)
+            set_thread_budget(env_runner.config.num_cpus_per_env_runner)
+
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
         """Each firm's mean per-period profit (in money, not the scaled reward) over the episode."""
         if metrics_logger is None:
