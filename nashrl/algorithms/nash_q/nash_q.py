@@ -245,11 +245,10 @@ class NashQ(Algorithm):
         added = self.replay.add_episodes(episodes)
         self.metrics.log_value("replay_transitions_added", added, reduce="sum")
         self.metrics.log_value("replay_size", len(self.replay), window=1)
-        sampled_now = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
-        schedule = self.config.epsilon if self.config.exploration == "epsilon" else self.config.temperature
-        self.metrics.log_value("exploration", schedule_value(schedule, sampled_now), window=1)
-
         sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        schedule = self.config.epsilon if self.config.exploration == "epsilon" else self.config.temperature
+        self.metrics.log_value("exploration", schedule_value(schedule, sampled), window=1)
+
         if sampled < self.config.num_steps_sampled_before_learning_starts or len(self.replay) == 0:
             return
         for _ in range(self.config.updates_per_iteration):
