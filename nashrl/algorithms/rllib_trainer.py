@@ -74,8 +74,9 @@ def flatten_result(result: dict[str, Any]) -> dict[str, float]:
         "iteration": result.get("training_iteration", 0),
         "env_steps": float(runners.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0),
     }
-    for key, value in (result.get("eval") or {}).items():  # TheoryMetrics
-        out[f"eval/{key}"] = float(value)
+    if result.get("eval_iteration") == out["iteration"]:  # logged where measured, not where repeated
+        for key, value in (result.get("eval") or {}).items():  # TheoryMetrics
+            out[f"eval/{key}"] = float(value)
     for key, value in runners.items():  # per-firm mean profit per period (TheoryMetrics.on_episode_end)
         if key.startswith("mean_profit/"):
             out[f"{key.split('/', 1)[1]}/mean_profit"] = float(value)

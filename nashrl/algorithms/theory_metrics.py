@@ -94,6 +94,7 @@ class TheoryMetrics(RLlibCallback):
         iteration = int(result.get("training_iteration", 0))
         last = getattr(algorithm, "_nashrl_eval", None)
         if last is None or iteration % every == 0:
-            last = theory_metrics(algorithm)
+            last = {**theory_metrics(algorithm), "iteration": iteration}
             algorithm._nashrl_eval = last
-        result["eval"] = dict(last)
+        result["eval"] = {k: v for k, v in last.items() if k != "iteration"}
+        result["eval_iteration"] = last["iteration"]  # when these were measured (Tune sees them every result)
