@@ -29,9 +29,32 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
         raise ConfigError(f"config: expected a mapping with sections {sorted(SECTIONS)}, got {type(raw).__name__}")
     config = copy.deepcopy(dict(raw))
     config.setdefault("name", path.stem)
-    for item in overrides or []:
+    overrides = list(overrides or [])
+    switch = [item for item in overrides if item.partition("=")[0].strip() == "algorithm.name"]
+    if switch and isinstance(config.get("algorithm"), Mapping):
+        # Another algorithm on this config (e.g. a baseline): map the shared settings, as the suite does.
+        apply_override(config, switch[-1])
+        config["algorithm"] = _switched_algorithm(raw, config)
+        overrides = [item for item in overrides if item not in switch]
+    for item in overrides:
         apply_override(config, item)
     return validate(config)
+
+
+def _switched_algorithm(raw: Mapping[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """``--set algorithm.name=X`` on a config written for another algorithm: X's settings matched to
+    the written ones (:func:`nashrl.algorithms.registry.baseline_settings`)."""
+    from nashrl.algorithms.registry import baseline_settings
+
+    written = dict(raw.get("algorithm") or {})
+    written.setdefault("name", "nash_q")
+    name = config["algorithm"].get("name")
+    if name == written["name"] or name not in ALGORITHMS:
+        return config["algorithm"]  # nothing to map (an unknown name is refused by validate)
+    if "gamma" not in written:  # the learning discount defaults to the market's
+        written["gamma"] = (raw.get("market") or {}).get("discount", 0.95)
+    run = dict(raw.get("run") or {}) if isinstance(raw.get("run"), Mapping) else {}
+    return baseline_settings(name, written, run)
 
 
 def read_yaml(path: Path, what: str) -> Any:

@@ -120,3 +120,17 @@ def test_substitutability_is_not_a_discount(tmp_path):
     assert make_market({"type": "linear_bertrand", "gamma": 0.3}).gamma == 0.3  # the old name still works
     with pytest.raises(ConfigError, match="^market.substitutability: give substitutability or"):
         make_market({"type": "linear_bertrand", "gamma": 0.3, "substitutability": 0.3})
+
+
+def test_switching_algorithm_on_a_nash_q_config_maps_the_shared_settings():
+    """`--set algorithm.name=dqn` on a Nash-Q config: Nash-Q-only keys (selection, ...) are not
+    forwarded to DQN, the shared ones (lr, gamma, network, exploration, batch) are kept."""
+    written = load_config("configs/cournot_duopoly.yaml")["algorithm"]
+    dqn = load_config("configs/cournot_duopoly.yaml", ["algorithm.name=dqn", "algorithm.lr=0.01"])["algorithm"]
+    assert dqn["name"] == "dqn" and "selection" not in dqn and "updates_per_iteration" not in dqn
+    assert dqn["gamma"] == written["gamma"] == 0.5 and dqn["hiddens"] == written["hiddens"]
+    assert dqn["epsilon"] == written["epsilon"] and dqn["lr"] == 0.01  # later overrides still apply
+    tab = load_config("configs/cournot_duopoly.yaml", ["algorithm.name=tabular_q"])["algorithm"]
+    assert tab["name"] == "tabular_q" and tab["gamma"] == 0.5 and "hiddens" not in tab
+    with pytest.raises(ConfigError, match="^algorithm.name"):
+        load_config("configs/cournot_duopoly.yaml", ["algorithm.name=ppo"])
