@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from nashrl.equilibrium import CONCEPTS, SEARCHES, SELECTIONS
+from nashrl.equilibrium import SEARCHES, SELECTIONS
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -90,7 +90,7 @@ class NashQSettings(Section):
     ``grad_clip``); ``None`` = not given (NashQConfig's default)."""
 
     hiddens: Hiddens | None = None
-    solution_concept: Literal[CONCEPTS] | None = None  # type: ignore[valid-type]
+    solution_concept: Literal["nash", "correlated", "maximin"] | None = None  # logit: not for Nash-Q yet
     selection: Literal[SELECTIONS] | None = None  # type: ignore[valid-type]
     solver_backend: Literal["auto", "torch", "numba"] | None = None
     equilibrium_search: Literal[SEARCHES] | None = None  # type: ignore[valid-type]

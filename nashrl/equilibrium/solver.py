@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from nashrl.equilibrium.lemke_howson import lemke_howson
+from nashrl.equilibrium.logit import logit_equilibrium, logit_values
 from nashrl.equilibrium.lp import correlated_equilibrium, maximin
 from nashrl.equilibrium.mixed import approximate_equilibrium
 from nashrl.equilibrium.payoffs import as_payoff_tensor, expected_payoffs, nash_gap, values_and_gap
@@ -37,7 +38,7 @@ from nashrl.equilibrium.selection import SELECTIONS, select
 from nashrl.equilibrium.small_support import MAX_SUPPORT_PROFILES, n_support_profiles, small_support_equilibria
 from nashrl.equilibrium.support import support_enumeration
 
-CONCEPTS = ("nash", "correlated", "maximin")
+CONCEPTS = ("nash", "correlated", "maximin", "logit")
 SEARCHES = ("auto", "always", "labels", "all")
 _SAME = 1e-9
 
@@ -190,6 +191,7 @@ def solve(
     search_mixed: str = "auto",
     backend: str = "auto",
     mixed_iters: int = 400,
+    temperature: float | None = None,
 ) -> StageGameSolution:
     """Solve every game of ``payoffs`` ``[B, N, A_1, ..., A_N]`` and select one solution each.
 
@@ -225,11 +227,20 @@ def solve(
             ``"auto"``, 1.2% to 2.6% with ``"labels"``.
         backend: Lemke-Howson kernel, see :func:`~nashrl.equilibrium.lemke_howson`.
         mixed_iters: :math:`N \\ge 3`: optimisation steps of the mixed approximation.
+        temperature: ``concept="logit"``: the scale sigma > 0 of the private type-1
+            extreme-value shocks; the solution is the logit (quantal-response) equilibrium on
+            the principal branch (:mod:`~nashrl.equilibrium.logit`), ``nash_gap`` holds its
+            fixed-point residual :math:`\\max |x - \\mathrm{logit}(x)|`, ``values`` each
+            player's value including the shocks' expected maximum.
     """
     _check_options(concept, selection, tol, lh_starts, search_mixed)
+    if (concept == "logit") != (temperature is not None):
+        raise ValueError("temperature: expected a number with concept='logit' (and only then)")
     game = as_payoff_tensor(payoffs)
     if game.shape[0] == 0:
         return _empty_solution(game)
+    if concept == "logit":
+        return _logit_solution(game, temperature, tol)
     # Scale-invariance is free: solve G / s with s = max(1, max |G|) per game, report in G's units.
     scale = game.flatten(1).abs().amax(1).clamp_min(1.0)
     view = (-1,) + (1,) * (game.ndim - 1)
@@ -239,6 +250,19 @@ def solve(
     sol.values = sol.values * scale.unsqueeze(1)
     sol.nash_gap = sol.nash_gap * scale
     return sol
+
+
+def _logit_solution(game: torch.Tensor, temperature: float, tol: float) -> StageGameSolution:
+    """Logit equilibria in the game's own units (no rescaling: sigma is in payoff units)."""
+    strategies, residual = logit_equilibrium(game, temperature, tol=min(tol, 1e-9))
+    ones = torch.ones(game.shape[0], dtype=torch.long, device=game.device)
+    return StageGameSolution(
+        strategies=strategies,
+        values=logit_values(game, strategies, temperature),
+        nash_gap=residual,
+        solved=residual <= tol,
+        n_equilibria=ones,
+    )
 
 
 def _empty_solution(game: torch.Tensor) -> StageGameSolution:
