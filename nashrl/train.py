@@ -163,20 +163,27 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
     return summary
 
 
+def read_progress(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``progress.jsonl``; a missing file is no rows, a torn line (killed run) is skipped."""
+    log = Path(run_dir) / "progress.jsonl"
+    if not log.is_file():
+        return []
+    rows = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def _history_until(resume: str, meta: dict[str, Any]) -> list[dict[str, float]]:
     """The resumed run's logged rows up to the checkpoint (so logs and ``time_s`` continue)."""
     for parent in Path(resume).resolve().parents:
-        log = parent / "progress.jsonl"
-        if log.is_file():
-            rows = []
-            for line in log.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                except ValueError:  # a torn last line of a killed run
-                    continue
-                if isinstance(row, dict) and row.get("iteration", 0) <= meta["iteration"]:
-                    rows.append(row)
-            return rows
+        if (parent / "progress.jsonl").is_file():
+            return [row for row in read_progress(parent) if row.get("iteration", 0) <= meta["iteration"]]
     return []
 
 

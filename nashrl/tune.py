@@ -35,7 +35,7 @@ def validate_tune(tune: Any, config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"tune: unknown key(s) {unknown}; expected some of {sorted(TUNE_KEYS)}")
     out = {
         "num_samples": 4,
-        "metric": default_metric(config),
+        "metric": None,
         "mode": "min",
         "scheduler": {"type": "asha"},
         "search_space": {},
@@ -46,7 +46,10 @@ def validate_tune(tune: Any, config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"tune.num_samples: expected an integer >= 1, got {out['num_samples']!r}")
     if out["mode"] not in ("max", "min"):
         raise ConfigError(f"tune.mode: expected 'max' or 'min', got {out['mode']!r}")
-    available = eval_metrics(config) + list(ALWAYS_REPORTED)
+    reported = eval_metrics(config)
+    if out["metric"] is None:
+        out["metric"] = default_metric(reported)
+    available = reported + list(ALWAYS_REPORTED)
     if out["metric"] not in available:
         raise ConfigError(
             f"tune.metric: expected a metric every result reports, one of {available}, got {out['metric']!r}"
@@ -94,9 +97,9 @@ def eval_metrics(config: dict[str, Any]) -> list[str]:
     return sorted(scalar_metrics(summarize(Idle(), market, steps=2)))
 
 
-def default_metric(config: dict[str, Any]) -> str:
-    """Closeness to equilibrium: grid steps to Nash/SPE where the market has one, else the dynamic Nash gap."""
-    available = eval_metrics(config)
+def default_metric(available: list[str]) -> str:
+    """Closeness to equilibrium among the reported ``eval/*`` metrics: grid steps to Nash/SPE where
+    the market has one, else the dynamic Nash gap."""
     for metric in ("eval/max_grid_steps_to_nash", "eval/dynamic_nash_gap", "eval/mean_grid_steps_to_state_nash"):
         if metric in available:
             return metric

@@ -58,11 +58,11 @@ def algorithm_config(config: dict[str, Any], trials: bool = False):
         from nashrl.algorithms.baselines.dqn import dqn_config
 
         algo = dqn_config(config["market"], settings, rllib_resources(config["run"])).callbacks(TheoryMetrics)
-    # The comparison with theory runs inside RLlib (eval/* in every result), and checkpoints
-    # written by Tune carry the experiment for `nashrl evaluate`.
     default = 1 if trials else default_learner_threads(config["run"]["num_env_runners"])
     threads = config["run"].get("learner_threads") or default
     algo.resources(num_cpus_for_main_process=threads)  # the learner's thread budget (nashrl.threads)
+    # The comparison with theory runs inside RLlib (eval/* in every result), and checkpoints
+    # written by Tune carry the experiment for `nashrl evaluate`.
     algo.nashrl_eval = {"every": config["run"]["eval_every"], "steps": config["run"]["evaluation_steps"]}
     algo.nashrl_experiment = copy.deepcopy(config)
     return algo
@@ -101,7 +101,6 @@ class RLlibTrainer:
     def __init__(self, config: dict[str, Any]):
         self.config = config
         self.name = config["algorithm"]["name"]
-        self.agents = list(make_market(config["market"]).possible_agents)
         with rllib_logdir() as self._logdir:  # not ~/ray_results/<stamp>
             self.algo = algorithm_config(config).build_algo()
 

@@ -21,6 +21,11 @@ from nashrl.threads import set_thread_budget
 DEFAULT_EVAL = {"every": 25, "steps": 50}
 
 
+def eval_spec(config) -> dict[str, int]:
+    """How often and how long to compare with theory: ``config.nashrl_eval`` over the defaults."""
+    return {**DEFAULT_EVAL, **(getattr(config, "nashrl_eval", None) or {})}
+
+
 def market_state(runner) -> list | None:
     """The current market state of an env runner's first env copy (None when it has no env)."""
     try:
@@ -52,7 +57,7 @@ def theory_metrics(algorithm) -> dict[str, float]:
     from nashrl.analysis.evaluation import scalar_metrics, summarize
     from nashrl.markets import market_from_env
 
-    spec = {**DEFAULT_EVAL, **(getattr(algorithm.config, "nashrl_eval", None) or {})}
+    spec = eval_spec(algorithm.config)
     market = market_from_env(algorithm.config.env, algorithm.config.env_config)
     summary = summarize(
         greedy_policy(algorithm, market),
@@ -88,7 +93,7 @@ class TheoryMetrics(RLlibCallback):
                 metrics_logger.log_value(f"mean_profit/{agent_id}", float(np.mean(profits)), window=20)
 
     def on_train_result(self, *, algorithm, metrics_logger=None, result: dict[str, Any], **kwargs) -> None:
-        every = {**DEFAULT_EVAL, **(getattr(algorithm.config, "nashrl_eval", None) or {})}["every"]
+        every = eval_spec(algorithm.config)["every"]
         if not every:
             return
         iteration = int(result.get("training_iteration", 0))

@@ -40,17 +40,25 @@ def play(
     ``forced[t]`` overrides the joint action at period t."""
     rng = np.random.default_rng(seed)
     state = market.initial_state(rng) if start_state is None else as_state(market, start_state)
-    actions, profits, states = [], [], []
-    for t in range(steps):
-        obs = market.observe(state).astype(np.float32)
-        joint = np.asarray(policy.act(obs, state), dtype=np.int64)
+    states, actions, profits = [], [], []
+    for _, (s, joint, profit) in zip(range(steps), greedy_steps(policy, market, state, rng, forced)):
+        states.append(s)
+        actions.append(joint)
+        profits.append(profit)
+    return {"states": states, "actions": np.array(actions), "profits": np.array(profits)}
+
+
+def greedy_steps(policy, market, state, rng, forced: dict[int, np.ndarray] | None = None):
+    """Yield ``(state, joint action, profits)`` of greedy play period by period, without end;
+    ``forced[t]`` overrides the joint action at period t."""
+    t = 0
+    while True:
+        joint = np.asarray(policy.act(market.observe(state).astype(np.float32), state), dtype=np.int64)
         if forced and t in forced:
             joint = np.asarray(forced[t], dtype=np.int64)
-        states.append(np.asarray(state).copy())
-        actions.append(joint)
-        profits.append(market.stage_profits(state, joint[None])[0])
+        yield np.asarray(state).copy(), joint, market.stage_profits(state, joint[None])[0]
         state = market.transition(state, joint, rng)
-    return {"states": states, "actions": np.array(actions), "profits": np.array(profits)}
+        t += 1
 
 
 def long_run(policy, market, steps: int = 50, seed: int = 0, start_state=None) -> dict[str, Any]:
@@ -78,17 +86,14 @@ def long_run(policy, market, steps: int = 50, seed: int = 0, start_state=None) -
         }
     seen: dict[bytes, int] = {}
     states, actions, profits = [], [], []
-    state = start
-    for t in range(MAX_CYCLE_SEARCH):
-        key = np.asarray(state).tobytes()
+    for t, (state, joint, profit) in zip(range(MAX_CYCLE_SEARCH), greedy_steps(policy, market, start, rng)):
+        key = state.tobytes()
         if key in seen:
             break
         seen[key] = t
-        joint = np.asarray(policy.act(market.observe(state).astype(np.float32), state), dtype=np.int64)
-        states.append(np.asarray(state).copy())
+        states.append(state)
         actions.append(joint)
-        profits.append(market.stage_profits(state, joint[None])[0])
-        state = market.transition(state, joint, rng)
+        profits.append(profit)
     else:
         raise RuntimeError(f"greedy play found no cycle within {MAX_CYCLE_SEARCH} periods")
     first = seen[key]

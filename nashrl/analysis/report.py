@@ -14,6 +14,7 @@ from nashrl.analysis.impulse import impulse_response
 from nashrl.checkpoints import CheckpointError, experiment_of, read_meta
 from nashrl.files import atomic_write_text
 from nashrl.markets import make_market
+from nashrl.train import read_progress, run_status
 
 
 def load_policy(checkpoint: str | Path, config: dict[str, Any]):
@@ -66,28 +67,10 @@ def evaluate_checkpoint(checkpoint: str | Path, steps: int | None = None) -> dic
         result["impulse_response"] = impulse_response(policy, market, horizon=15, seed=seed, start_state=start)
     result["convergence"] = _convergence_time(run_dir)
     if run_dir is not None:
-        from nashrl.train import run_status
-
         status = run_status(run_dir)["status"]
         if status != "complete":
             result["warning"] = f"the run that wrote this checkpoint is incomplete (status {status})"
     return result
-
-
-def read_progress(run_dir: Path) -> list[dict[str, Any]]:
-    """The rows of ``progress.jsonl``; a missing file is no rows, a torn line (killed run) is skipped."""
-    log = Path(run_dir) / "progress.jsonl"
-    if not log.is_file():
-        return []
-    rows = []
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def _convergence_time(run_dir: Path | None) -> dict[str, Any] | None:
@@ -212,8 +195,6 @@ def _action_references(
 
 
 def _load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
-    from nashrl.train import run_status
-
     if not run_dir.is_dir():
         raise CheckpointError(f"run_dir: {str(run_dir)!r} is not a directory")
     summary_file = run_dir / "summary.json"

@@ -62,6 +62,7 @@ class MarketEnv(ParallelEnv):
         self.agents: list[str] = []
         self.render_mode = None
         self._rng = np.random.default_rng()
+        self._resume_state: dict[str, Any] | None = None  # see resume_rng
         self.state_: np.ndarray | None = None
         self._t = 0
         self._action_spaces = {a: gym.spaces.Discrete(len(g)) for a, g in zip(self.possible_agents, grids)}
@@ -146,9 +147,8 @@ class MarketEnv(ParallelEnv):
         self._resume_state = state
 
     def reset(self, seed: int | None = None, options: dict | None = None):
-        resume = getattr(self, "_resume_state", None)
-        if resume is not None:  # a restored run continues the generator where the checkpoint left it
-            self._rng.bit_generator.state = resume
+        if self._resume_state is not None:  # a restored run continues the generator where the checkpoint left it
+            self._rng.bit_generator.state = self._resume_state
             self._resume_state = None
         elif seed is not None:
             self._rng = np.random.default_rng(seed)

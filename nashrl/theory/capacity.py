@@ -69,12 +69,26 @@ def _einsum_spec(n: int) -> str:
     return ",".join(f"{cur[j]}{act[j]}{nxt[j]}" for j in range(n)), cur, act, nxt
 
 
+def _cached(market, name: str, build) -> np.ndarray:
+    """A read-only array computed once per market (markets do not change after construction):
+    policy and value iteration use the flows and transitions at every step."""
+    cache = market.__dict__.setdefault("_mpe_arrays", {})
+    if name not in cache:
+        cache[name] = build()
+        cache[name].setflags(write=False)
+    return cache[name]
+
+
 def transition_tensor(market) -> np.ndarray:
     """``T[s, x_1, ..., x_N, s']``: probability of moving from state s to s' under joint investment x."""
-    n, k = market.n_firms, market.levels
-    factors, cur, act, nxt = _einsum_spec(n)
-    t = np.einsum(f"{factors}->{cur}{act}{nxt}", *([market.moves] * n))
-    return t.reshape(len(market.state_list), *market.action_sizes, k**n)
+
+    def build():
+        n, k = market.n_firms, market.levels
+        factors, cur, act, nxt = _einsum_spec(n)
+        t = np.einsum(f"{factors}->{cur}{act}{nxt}", *([market.moves] * n))
+        return t.reshape(len(market.state_list), *market.action_sizes, k**n)
+
+    return _cached(market, "transitions", build)
 
 
 def stage_games(market, values: np.ndarray) -> np.ndarray:
@@ -91,7 +105,7 @@ def stage_games(market, values: np.ndarray) -> np.ndarray:
 
 
 def _flows(market) -> np.ndarray:
-    return np.stack([market.payoff_table(s) for s in market.state_list])
+    return _cached(market, "flows", lambda: np.stack([market.payoff_table(s) for s in market.state_list]))
 
 
 def profile_values(market, joint: np.ndarray) -> np.ndarray:
