@@ -18,7 +18,47 @@ def _fmt(values) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
+def print_mpe_ccp(rows: list[dict[str, Any]]) -> None:
+    """Games with private shocks: every MPE found, its statistics and its CCPs."""
+    if rows and rows[0]["concept"] == "mpe_not_found":
+        print("WARNING: no MPE found from any starting point (see --json for the attempts)")
+        return
+    for r in rows:
+        st = r["statistics"]
+        stable = {True: "stable", False: "unstable", None: "stability not computed"}[r["stable_under_iteration"]]
+        print(
+            f"\nMPE {r['equilibrium'] + 1} of {r['n_equilibria']} found: max |P - Psi(P)| = "
+            f"{r['fixed_point_residual']:.1e}, {stable} under best-response iteration"
+            + (f" (spectral radius {r['spectral_radius']:.3f})" if r["spectral_radius"] is not None else "")
+        )
+        print(
+            f"  active firms: mean {st['mean_active']:.4f}, sd {st['sd_active']:.4f}, AR(1) "
+            f"{_num(st['ar1_active'])}; entries {st['mean_entries']:.4f}, exits {st['mean_exits']:.4f} per "
+            f"market-period; excess turnover {st['excess_turnover']:.4f}; corr(entries, exits) "
+            f"{_num(st['corr_entries_exits'])}"
+        )
+        print(f"  probability of being active by firm: {_fmt(st['prob_active'])}")
+        print(f"  ergodic mean value by firm: {_fmt(r['profits'])}")
+        labels = r["state_labels"]
+        shown = r["states"][:16]
+        print(f"  CCPs of being active (first {len(shown)} of {len(r['states'])} states; --json for all):")
+        print(
+            f"    {' '.join(f'{lab:>14}' for lab in labels)}  "
+            + " ".join(f"firm {i}" for i in range(len(r["ccp_active"])))
+        )
+        for k, state in enumerate(shown):
+            probs = " ".join(f"{r['ccp_active'][i][k]:6.4f}" for i in range(len(r["ccp_active"])))
+            print(f"    {' '.join(f'{x:>14}' for x in state)}  {probs}")
+
+
+def _num(x) -> str:
+    return "undefined" if x is None else f"{x:.4f}"
+
+
 def print_theory(rows: list[dict[str, Any]]) -> None:
+    if rows and rows[0]["concept"] in ("mpe_not_found",) or (rows and "ccp_active" in rows[0]):
+        print_mpe_ccp(rows)
+        return
     unverified = [r for r in rows if r.get("converged") is False]
     if unverified:
         r = unverified[0]
@@ -54,8 +94,26 @@ def cmd_theory(args) -> int:
     return 0
 
 
+def print_ccp_summary(ev: dict[str, Any]) -> None:
+    """Games with private shocks: learned choice probabilities against the closest MPE."""
+    gap = ev["dynamic_nash_gap"]
+    print(f"learned choice probabilities ({ev['ccp_estimate']}) vs {ev['mpe_equilibria']} MPE found:")
+    if "mpe_max_ccp_diff" in ev:
+        print(
+            f"  closest MPE #{ev['mpe_closest_equilibrium']}: max |CCP difference| {ev['mpe_max_ccp_diff']:.4f} over "
+            f"{ev['mpe_visited_states']} visited states, ergodic mean {ev['mpe_mean_ccp_diff']:.4f}"
+        )
+    print(
+        f"  dynamic Nash gap (exact best response to rivals' CCPs) {gap['dynamic_nash_gap']:.4g}, relative "
+        f"{gap['relative']:.3g}, ergodic-weighted relative {gap['ergodic_relative']:.3g}"
+    )
+
+
 def print_policy_summary(ev: dict[str, Any]) -> None:
     """The greedy policy's outcome next to every benchmark (train and evaluate print this)."""
+    if "ccp_estimate" in ev:
+        print_ccp_summary(ev)
+        return
     if ev.get("stage_nash_gap") is not None:
         gap = f"stage Nash gap {ev['stage_nash_gap']:.4g}"
     else:  # dynamic market: one-period profits are not the equilibrium's stage game
@@ -140,6 +198,39 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    import time
+
+    from nashrl.config import load_config
+    from nashrl.markets import make_market
+    from nashrl.panels import panel_metadata, policy_for_panel, simulate, write_panel
+
+    config = load_config(args.config, args.set)
+    market = make_market(config["market"])
+    if not market.private_shocks:
+        raise ConfigError(f"market.type: simulate needs a game with private shocks, got {market.market_type!r}")
+    start = time.perf_counter()
+    ccp, policy = policy_for_panel(market, args.policy, config["market"])
+    panel = simulate(
+        market, ccp, args.markets, args.periods, seed=args.seed, profits=args.profits, initial=args.initial
+    )
+    meta = panel_metadata(
+        market,
+        config["market"],
+        policy,
+        seed=args.seed,
+        markets=args.markets,
+        periods=args.periods,
+        initial=args.initial,
+    )
+    path = write_panel(panel, args.out, meta)
+    print(
+        f"{len(panel):,} rows ({args.markets} markets x {args.periods} periods x {market.n_firms} firms) -> {path} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
 def cmd_report(args) -> int:
     from nashrl.analysis.report import write_report
 
@@ -187,6 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--selection", default="pareto", choices=SELECTIONS, help="equilibrium selection for grid equilibria"
     )
     p.set_defaults(func=cmd_theory)
+
+    p = sub.add_parser("simulate", help="simulate a panel of play in a game with private shocks")
+    with_config(p)
+    p.add_argument("--markets", type=_positive_int, required=True, help="number of markets M")
+    p.add_argument("--periods", type=_positive_int, required=True, help="periods per market T")
+    p.add_argument("--policy", default="mpe", help="mpe (the first MPE found), mpe:<k>, or a checkpoint directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profits", action="store_true", help="add each firm's realised profit (shock included)")
+    p.add_argument("--initial", default="ergodic", choices=("ergodic", "market"), help="initial states")
+    p.add_argument("--out", required=True, help="PANEL.parquet or PANEL.csv")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("train", help="train, checkpoint and compare the greedy policy with theory")
     with_config(p)

@@ -89,7 +89,8 @@ class NashQSettings(Section):
     ``grad_clip``); ``None`` = not given (NashQConfig's default)."""
 
     hiddens: Hiddens | None = None
-    solution_concept: Literal["nash", "correlated", "maximin"] | None = None  # logit: not for Nash-Q yet
+    solution_concept: Literal["nash", "correlated", "maximin", "logit"] | None = None
+    logit_temperature: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     selection: Literal[SELECTIONS] | None = None  # type: ignore[valid-type]
     solver_backend: Literal["auto", "torch", "numba"] | None = None
     equilibrium_search: Literal[SEARCHES] | None = None  # type: ignore[valid-type]

@@ -30,8 +30,10 @@ def test_episode_rewards_are_stage_profits(kind):
     while env.agents:
         state = env.state_.copy()
         joint = np.array([rng.integers(n) for n in env.action_sizes])
+        # Games with private shocks: profits include the realised shock of each firm's action.
+        shocks = env.shocks_[np.arange(env.n_firms), joint] if env.private_shocks else 0.0
         obs, rewards, terms, truncs, infos = env.step({a: int(x) for a, x in zip(env.possible_agents, joint)})
-        expected = env.stage_profits(state, joint[None])[0]
+        expected = env.stage_profits(state, joint[None])[0] + shocks
         np.testing.assert_allclose([rewards[a] for a in env.possible_agents], expected / env.reward_scale)
         np.testing.assert_allclose([infos[a]["profit"] for a in env.possible_agents], expected)
         steps += 1

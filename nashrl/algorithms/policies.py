@@ -31,6 +31,21 @@ class NashQPolicy:
         sol = self.module.solve_stage_games(q[None])
         return np.array([int(s[0].argmax()) for s in sol.strategies])
 
+    def choice_probabilities(self, public_obs: np.ndarray) -> list[np.ndarray]:
+        """Every firm's equilibrium strategy at each public observation ``[S, d]``: ``[S, A_i]`` each
+        (with private shocks and the logit concept, the firm's exact conditional choice probabilities)."""
+        with torch.no_grad():
+            q = self.module.q_values(torch.as_tensor(public_obs, dtype=torch.float32))
+            return [s.cpu().numpy() for s in self.module.choice_probabilities(q)]
+
+    def firm_actions(self, firm: int, obs: np.ndarray) -> np.ndarray:
+        """Firm ``firm``'s greedy actions at a batch of its own observations ``[B, d]``."""
+        from nashrl.algorithms.nash_q.connectors import FIRM_INDEX
+
+        batch = {"obs": torch.as_tensor(obs, dtype=torch.float32), FIRM_INDEX: torch.full((len(obs),), firm)}
+        with torch.no_grad():
+            return self.module.forward_inference(batch)["actions"].cpu().numpy()
+
 
 class IndependentPolicy:
     """Each firm's own RLModule (independent learners), greedy."""
@@ -42,6 +57,12 @@ class IndependentPolicy:
         batch = {"obs": torch.as_tensor(obs, dtype=torch.float32)[None]}
         with torch.no_grad():
             return np.array([int(self.modules[a].forward_inference(batch)["actions"][0]) for a in self.agents])
+
+    def firm_actions(self, firm: int, obs: np.ndarray) -> np.ndarray:
+        """Firm ``firm``'s greedy actions at a batch of its own observations ``[B, d]``."""
+        batch = {"obs": torch.as_tensor(obs, dtype=torch.float32)}
+        with torch.no_grad():
+            return self.modules[self.agents[firm]].forward_inference(batch)["actions"].cpu().numpy()
 
 
 class TabularPolicy:

@@ -108,7 +108,12 @@ def long_run(policy, market, steps: int = 50, seed: int = 0, start_state=None) -
 
 
 def summarize(policy, market, steps: int = 50, seed: int = 0, start_state=None) -> dict[str, Any]:
-    """Long-run greedy outcome (:func:`long_run`) next to each benchmark: grid distances, Delta, Nash gaps."""
+    """Long-run greedy outcome (:func:`long_run`) next to each benchmark: grid distances, Delta, Nash gaps.
+    Games with private shocks are compared in choice probabilities (:mod:`~nashrl.analysis.ccp_eval`)."""
+    if market.private_shocks:
+        from nashrl.analysis.ccp_eval import ccp_summary
+
+        return ccp_summary(policy, market, seed=seed)
     outcome = long_run(policy, market, steps, seed, start_state)
     if market.sequential:
         # A period is two steps (leader, then follower); the outcome is what each mover chose.
@@ -241,6 +246,9 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
         )
     if "dynamic_nash_gap" in summary:
         out["eval/dynamic_nash_gap"] = float(summary["dynamic_nash_gap"]["dynamic_nash_gap"])
+    if "mpe_max_ccp_diff" in summary:
+        out["eval/mpe_max_ccp_diff"] = float(summary["mpe_max_ccp_diff"])
+        out["eval/mpe_mean_ccp_diff"] = float(summary["mpe_mean_ccp_diff"])
     if "mpe_mean_investment_gap" in summary:
         out["eval/mpe_mean_investment_gap"] = float(summary["mpe_mean_investment_gap"])
     return out

@@ -122,22 +122,55 @@ def logit_equilibrium(
     tol: float = 1e-10,
     path_steps: int = 30,
     max_iter: int = 2000,
+    backend: str = "auto",
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Logit equilibria ``(strategies, residual [B])`` of games ``[B, N, A_1, ..., A_N]`` at
-    ``temperature`` (the shock scale sigma > 0), on the principal branch (see the module)."""
+    ``temperature`` (the shock scale sigma > 0), on the principal branch (see the module).
+    ``backend``: ``"auto"`` follows the path in compiled code for CPU tensors
+    (:mod:`~nashrl.equilibrium._logit_numba`) and in torch on other devices, ``"torch"`` or
+    ``"numba"`` force one; games the path leaves above ``tol`` are polished by Newton's method."""
     if not (isinstance(temperature, (int, float)) and temperature > 0 and temperature < float("inf")):
         raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
-    scale = payoffs.flatten(1).abs().amax(1).clamp_min(1e-12)  # lambda * payoffs is what matters
+    if backend not in ("auto", "torch", "numba"):
+        raise ValueError(f"backend: expected 'auto', 'torch' or 'numba', got {backend!r}")
     if start is not None:
         strategies = [s.to(payoffs) for s in start]
         return _solve_at(payoffs, strategies, temperature, tol, max_iter)
-    strategies = [payoffs.new_full((payoffs.shape[0], n), 1.0 / n) for n in payoffs.shape[2:]]
+    scale = payoffs.flatten(1).abs().amax(1).clamp_min(1e-12)  # lambda * payoffs is what matters
     target = 1.0 / temperature
     first = min(target, 0.1 / float(scale.max()))  # near-uniform play is the equilibrium there
     lambdas = torch.logspace(torch.log10(torch.tensor(first)), torch.log10(torch.tensor(target)), path_steps)
-    for lam in lambdas.tolist()[:-1]:
-        strategies, _ = _solve_at(payoffs, strategies, 1.0 / lam, max(tol, 1e-8), max_iter // 10)
+    if backend == "numba" or (backend == "auto" and payoffs.device.type == "cpu"):
+        return _numba_path(payoffs, lambdas, temperature, tol, max_iter)
+    strategies = [payoffs.new_full((payoffs.shape[0], n), 1.0 / n) for n in payoffs.shape[2:]]
+    for lam in lambdas.tolist()[:-1]:  # along the path damped iteration only: staying on the branch is enough
+        strategies, _ = _iterate(payoffs, strategies, 1.0 / lam, max(tol, 1e-6), 40)
     return _solve_at(payoffs, strategies, temperature, tol, max_iter)
+
+
+def _numba_path(payoffs, lambdas, temperature, tol, max_iter):
+    """The path in compiled code; Newton (torch) for the games it leaves above ``tol``."""
+    import itertools
+
+    import numpy as np
+
+    from nashrl.equilibrium._logit_numba import logit_path
+
+    sizes = tuple(payoffs.shape[2:])
+    profiles = np.array(list(itertools.product(*(range(n) for n in sizes))), dtype=np.int64)
+    q = np.ascontiguousarray(payoffs.detach().flatten(2).cpu().numpy(), dtype=np.float64)
+    x, residual = logit_path(
+        q, profiles, np.array(sizes, dtype=np.int64), lambdas.double().numpy(), tol, max(tol, 1e-6), 40, max_iter
+    )
+    strategies = [torch.as_tensor(x[:, i, :n], dtype=payoffs.dtype) for i, n in enumerate(sizes)]
+    residual = torch.as_tensor(residual, dtype=payoffs.dtype)
+    left = torch.nonzero(residual > tol).squeeze(1)
+    if len(left):
+        polished, res = _solve_at(payoffs[left], [s[left] for s in strategies], temperature, tol, 50)
+        for s, p in zip(strategies, polished):
+            s[left] = p
+        residual[left] = res
+    return strategies, residual
 
 
 def _solve_at(payoffs, strategies, temperature, tol, max_iter):

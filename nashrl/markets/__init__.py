@@ -18,8 +18,10 @@ from nashrl.markets.base import MarketEnv
 from nashrl.markets.capacity import CapacityMarket
 from nashrl.markets.cournot import CournotMarket
 from nashrl.markets.demand_shocks import DemandShockMarket
+from nashrl.markets.entry_exit import EntryExitMarket
 from nashrl.markets.linear_bertrand import LinearBertrandMarket
 from nashrl.markets.logit_bertrand import LogitBertrandMarket
+from nashrl.markets.psd_entry import PSDEntryMarket
 from nashrl.markets.segments import SegmentsMarket
 from nashrl.markets.stackelberg import StackelbergMarket
 from nashrl.markets.validation import ConfigError
@@ -34,6 +36,8 @@ MARKETS: dict[str, type[MarketEnv]] = {
         DemandShockMarket,
         SegmentsMarket,
         CapacityMarket,
+        EntryExitMarket,
+        PSDEntryMarket,
     )
 }
 

@@ -49,6 +49,9 @@ class MarketEnv(ParallelEnv):
     deterministic: ClassVar[bool] = False
     #: What an action is, for axis labels ("quantity", "price", "investment").
     action_label: ClassVar[str] = "action"
+    #: True for games with private payoff shocks (:mod:`~nashrl.markets.private_shocks`): firms'
+    #: observations differ (each holds its own shocks) and theory is an MPE in choice probabilities.
+    private_shocks: ClassVar[bool] = False
 
     def __init__(self, n_firms: int, grids: list[np.ndarray], params: dict[str, Any]):
         v.joint_actions([len(g) for g in grids])  # before anything enumerates them
@@ -74,6 +77,11 @@ class MarketEnv(ParallelEnv):
     @property
     def observation_size(self) -> int:
         raise NotImplementedError
+
+    @property
+    def public_size(self) -> int:
+        """Length of the public part of an observation (its first entries; all of it here)."""
+        return self.observation_size
 
     def observation_bounds(self) -> tuple[float, float]:
         return 0.0, 1.0
@@ -155,8 +163,17 @@ class MarketEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self._t = 0
         self.state_ = self.initial_state(self._rng)
-        obs = self.observe(self.state_).astype(np.float32)
-        return {a: obs.copy() for a in self.agents}, {a: {} for a in self.agents}
+        return self.observations(self.observe(self.state_).astype(np.float32)), {a: {} for a in self.agents}
+
+    def observations(self, public: np.ndarray) -> dict[str, np.ndarray]:
+        """Each firm's observation of the current period: the public one for every firm here;
+        markets with private information (:mod:`~nashrl.markets.private_shocks`) append it."""
+        return {a: public.copy() for a in self.possible_agents}
+
+    def realised_profits(self, joint: np.ndarray) -> np.ndarray:
+        """Profits ``[N]`` the firms earn this period for ``joint``: the stage profits here;
+        markets with private payoff shocks add the realised shock of each firm's action."""
+        return self.stage_profits(self.state_, joint[None])[0]
 
     def step(self, actions: dict[str, int]):
         if self.state_ is None or not self.agents:
@@ -165,16 +182,15 @@ class MarketEnv(ParallelEnv):
         if missing:
             raise ValueError(f"actions: expected one action per firm, missing {missing}")
         joint = np.array([int(actions[a]) for a in self.possible_agents], dtype=np.int64)
-        profits = self.stage_profits(self.state_, joint[None])[0]
+        profits = self.realised_profits(joint)
         self.state_ = self.transition(self.state_, joint, self._rng)
         self._t += 1
-        obs = self.observe(self.state_).astype(np.float32)
+        observations = self.observations(self.observe(self.state_).astype(np.float32))
         done = self._t >= self.episode_length
         values = self.action_values(joint)
         agents = list(self.agents)
         rewards = {a: float(profits[i] / self.reward_scale) for i, a in enumerate(agents)}
         infos = {a: {"profit": float(profits[i]), "action_value": float(values[i])} for i, a in enumerate(agents)}
-        observations = {a: obs.copy() for a in agents}
         terminations = {a: False for a in agents}
         truncations = {a: done for a in agents}
         if done:

@@ -35,7 +35,7 @@ def dqn_config(market_config: dict[str, Any], settings: dict[str, Any], resource
         "double_q": s["double_q"],
         "dueling": s["dueling"],
         "n_step": s["n_step"],
-        "epsilon": [tuple(p) for p in s["epsilon"]],
+        "epsilon": [tuple(p) for p in s["epsilon"]] if isinstance(s["epsilon"], list) else [(0, s["epsilon"])],
         "num_steps_sampled_before_learning_starts": s["num_steps_sampled_before_learning_starts"],
         "replay_buffer_config": {"type": "MultiAgentEpisodeReplayBuffer", "capacity": s["replay_capacity"]},
     }

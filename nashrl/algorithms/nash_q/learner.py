@@ -11,6 +11,24 @@ maximin value) of the stage game :math:`[\bar Q_1(s', \cdot), \dots, \bar Q_N(s'
 target network :math:`\bar Q` (Hu and Wellman 2003, with deep function approximation).
 With ``double_q`` the equilibrium is *selected* on the online network's stage game and
 *valued* with the target network's, which damps the max-bias of Q-learning.
+
+Soft Nash-Q (``solution_concept: "logit"``, games with private type-1 extreme-value shocks of
+scale :math:`\tau`, centred): the solution is the stage game's logit equilibrium
+:math:`\sigma`, and a firm's value adds the expected shock of its chosen action,
+
+.. math::
+
+    V_i(s') = \sum_a \sigma(a)\, \bar Q_i(s', a) + \tau H(\sigma_i)
+            = \tau \log \sum_{a_i} \exp\big(\bar Q_i(s', a_i, \sigma_{-i}) / \tau\big)
+
+(the second form, log-sum-exp, holds at the logit equilibrium of the same game; the first is
+used, so that ``double_q``'s selection on the online network is valued correctly). With private
+shocks a firm's reward holds the realised shock of its chosen action, whose mean given the
+choice is the selection rent :math:`-\tau \ln \sigma_i(a_i)`, not zero; regressing on it would
+count the rent twice (in :math:`Q` and in :math:`\tau H`). The firm saw that shock, so its target
+uses the shock-free profit :math:`r_i - \varepsilon_i(a_i)` (the replay's ``own_shocks``), and
+:math:`Q_i(s, a)` learns the choice-specific value
+:math:`\pi_i(s, a) + \gamma E[V_i(s') \mid s, a]` of Aguirregabiria and Mira (2007).
 The loss is the Huber (or squared) error of :math:`Q_i(s, a)` against :math:`y_i`,
 averaged over the batch and the firms.
 
@@ -36,6 +54,7 @@ from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from nashrl.algorithms.nash_q.module import Q_JOINT
+from nashrl.algorithms.nash_q.replay import OWN_SHOCKS
 
 TD_LOSS = "td_loss"
 #: Rows of the batch on which an update's Q-values are checked to be finite.
@@ -48,6 +67,13 @@ def joint_index(actions: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
     for i, size in enumerate(sizes):
         flat = flat * size + actions[:, i].long()
     return flat
+
+
+def shock_rent(strategies: list[torch.Tensor]) -> torch.Tensor:
+    """``[B, N]`` entropy :math:`H(\\sigma_i) = -\\sum_a \\sigma_i(a) \\ln \\sigma_i(a)` of each
+    firm's strategy: times the shock scale, the expected (centred) extreme-value shock of the
+    chosen action under logit choice."""
+    return torch.stack([-(s * torch.log(s.clamp_min(1e-300))).sum(-1) for s in strategies], 1)
 
 
 class NashQTorchLearner(TorchLearner):
@@ -78,8 +104,13 @@ class NashQTorchLearner(TorchLearner):
             solution = module.solve_stage_games(game)
             joint = solution.joint.to(q_target.device)
             values = (q_target * joint.unsqueeze(1)).flatten(2).sum(-1)
+            if module.logit_temperature is not None:
+                values = values + module.logit_temperature * shock_rent(solution.strategies).to(values.device)
             alive = 1.0 - batch[Columns.TERMINATEDS].double()
-            y = batch[Columns.REWARDS].double() + config.gamma * alive.unsqueeze(1) * values
+            flow = batch[Columns.REWARDS].double()
+            if OWN_SHOCKS in batch:
+                flow = flow - batch[OWN_SHOCKS].double()
+            y = flow + config.gamma * alive.unsqueeze(1) * values
         return y.float(), solution
 
     def compute_loss_for_module(self, *, module_id: str, config, batch: dict[str, Any], fwd_out: dict[str, Any]):

@@ -13,6 +13,14 @@ concept and selection as the learner's targets) and firm :math:`i` plays its par
   :math:`\mathrm{softmax}(Q_i(s, a_i, \sigma_{-i}(s)) / T_t)`, i.e. noisy best responses to
   the rivals' equilibrium play.
 
+With ``solution_concept: "logit"`` (soft Nash-Q, for games with private type-1 extreme-value
+shocks) the stage game's solution is its logit equilibrium at the shocks' scale
+(``logit_temperature``). In a market with private shocks (:mod:`nashrl.markets.private_shocks`)
+a firm's observation ends with its own shocks; the network reads only the public part, and the
+firm plays :math:`\arg\max_{a_i} [Q_i(s, a_i, \sigma_{-i}(s)) + \varepsilon_i(a_i)]`, which is
+exactly a draw from its logit strategy :math:`\sigma_i(s)` (in inference too: that is the
+equilibrium strategy of a firm that sees its shocks); epsilon exploration still applies on top.
+
 :math:`\varepsilon_t` and :math:`T_t` follow piecewise-linear schedules in env steps.
 """
 
@@ -47,7 +55,8 @@ def mlp(n_in: int, hiddens: list[int], n_out: int) -> nn.Sequential:
 class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     """``model_config`` keys: ``action_sizes``, ``hiddens``, ``solution_concept``,
     ``selection``, ``solver_backend``, ``equilibrium_search``, ``exploration``, ``epsilon``,
-    ``temperature``."""
+    ``temperature``, ``logit_temperature``, ``public_size`` (observation entries the network
+    reads; the rest, if any, are the firm's own shocks)."""
 
     def setup(self) -> None:
         cfg = self.model_config
@@ -58,21 +67,27 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         self.solver_backend: str = cfg.get("solver_backend", "auto")
         # Games recur (same states, weights unchanged between syncs/target updates): memoise.
         self.equilibrium_search: str = cfg.get("equilibrium_search", "auto")
+        self.logit_temperature: float | None = cfg.get("logit_temperature") if self.concept == "logit" else None
         self._solutions = SolutionCache(
             concept=self.concept,
             selection=self.selection,
             backend=self.solver_backend,
             search_mixed=self.equilibrium_search,
+            temperature=self.logit_temperature,
         )
         self.exploration: str = cfg.get("exploration", "epsilon")
         self.epsilon_schedule = Scheduler(cfg.get("epsilon", [(0, 1.0), (10_000, 0.05)]), framework="torch")
         self.temperature_schedule = Scheduler(cfg.get("temperature", [(0, 1.0), (10_000, 0.01)]), framework="torch")
         n_obs = int(math.prod(self.observation_space.shape))
-        self.q_net = mlp(n_obs, list(cfg.get("hiddens", [64, 64])), self.n_firms * math.prod(self.action_sizes))
+        self.public_size = int(cfg.get("public_size") or n_obs)
+        self.private_shocks = self.public_size < n_obs  # the observation ends with the firm's own shocks
+        self.q_net = mlp(
+            self.public_size, list(cfg.get("hiddens", [64, 64])), self.n_firms * math.prod(self.action_sizes)
+        )
 
     # ----- Q-values and stage games -----
     def _q(self, net: nn.Module, obs: torch.Tensor) -> torch.Tensor:
-        out = net(obs.float().flatten(1))
+        out = net(obs.float().flatten(1)[:, : self.public_size])
         return out.view(-1, self.n_firms, *self.action_sizes)
 
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
@@ -94,10 +109,27 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
             own[rows, : strategy.shape[1]] = strategy[rows].to(q.device)
         return sol, own
 
+    def _shock_choice(self, q: torch.Tensor, obs: torch.Tensor, firm: torch.Tensor, sol) -> torch.Tensor:
+        """Private shocks: each firm's best action given its equilibrium expected payoffs and its own shocks."""
+        devs = deviation_payoffs(q.double(), [s.to(q.device) for s in sol.strategies])
+        shocks = obs.flatten(1)[:, self.public_size :].double()
+        choice = torch.zeros(len(firm), dtype=torch.long, device=q.device)
+        for i, dev in enumerate(devs):
+            rows = firm == i
+            choice[rows] = (dev[rows] + shocks[rows, : dev.shape[1]]).argmax(-1)
+        return choice
+
+    def choice_probabilities(self, q: torch.Tensor) -> list[torch.Tensor]:
+        """Every firm's equilibrium choice probabilities (CCPs with private shocks) at stage games ``q``."""
+        return [s.to(q.device) for s in self.solve_stage_games(q).strategies]
+
     def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         with torch.no_grad():
             q = self.q_values(batch[Columns.OBS])
-            _, own = self._own_strategy(q, batch[FIRM_INDEX].long())
+            firm = batch[FIRM_INDEX].long()
+            sol, own = self._own_strategy(q, firm)
+            if self.private_shocks:
+                return {Columns.ACTIONS: self._shock_choice(q, batch[Columns.OBS], firm, sol)}
         return {Columns.ACTIONS: own.argmax(-1)}
 
     def _forward_exploration(self, batch: dict[str, Any], t: int = 0, **kwargs) -> dict[str, Any]:
@@ -118,7 +150,10 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
                     rows = firm == i
                     logits[rows, : dev.shape[1]] = dev[rows] / temperature
                 return {Columns.ACTIONS: torch.distributions.Categorical(logits=logits[order]).sample()[back]}
-            actions = torch.multinomial(own[order].clamp_min(0.0) + 1e-12, 1).squeeze(1)[back]
+            if self.private_shocks:  # the shocks are the randomness: argmax of value + own shock
+                actions = self._shock_choice(q, batch[Columns.OBS], firm, sol)
+            else:
+                actions = torch.multinomial(own[order].clamp_min(0.0) + 1e-12, 1).squeeze(1)[back]
             self.epsilon_schedule.update(t)
             epsilon = float(self.epsilon_schedule.get_current_value())
             sizes = torch.tensor(self.action_sizes, device=q.device)[firm]

@@ -39,7 +39,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from nashrl.algorithms.nash_q.connectors import AddFirmIndex
-from nashrl.algorithms.nash_q.replay import JointTransitionBuffer
+from nashrl.algorithms.nash_q.replay import OWN_SHOCKS, JointTransitionBuffer
 from nashrl.algorithms.theory_metrics import DEFAULT_EVAL, TheoryMetrics, final_state
 
 MODULE_ID = "nash_q"
@@ -63,7 +63,9 @@ EXPLORATIONS = ("epsilon", "boltzmann")
 class NashQConfig(AlgorithmConfig):
     """Deep Nash-Q settings (see :mod:`nashrl.algorithms.nash_q.learner` for the targets).
 
-    Training keys: ``hiddens``, ``solution_concept`` (nash | correlated | maximin),
+    Training keys: ``hiddens``, ``solution_concept`` (nash | correlated | maximin | logit;
+    logit is soft Nash-Q for games with private extreme-value shocks, its ``logit_temperature``
+    the market's shock scale in reward units unless given for a market without shocks),
     ``selection`` (pareto | utilitarian | egalitarian | first) among the equilibria that
     ``equilibrium_search`` finds (auto | always | labels | all, see
     :func:`nashrl.equilibrium.solve`), ``solver_backend``,
@@ -96,6 +98,7 @@ class NashQConfig(AlgorithmConfig):
         self.min_sample_timesteps_per_iteration = 0
         self.hiddens = [64, 64]
         self.solution_concept = "nash"
+        self.logit_temperature = None
         self.selection = "pareto"
         self.solver_backend = "auto"
         self.equilibrium_search = "auto"
@@ -116,6 +119,7 @@ class NashQConfig(AlgorithmConfig):
         *,
         hiddens=NotProvided,
         solution_concept=NotProvided,
+        logit_temperature=NotProvided,
         selection=NotProvided,
         solver_backend=NotProvided,
         equilibrium_search=NotProvided,
@@ -139,6 +143,7 @@ class NashQConfig(AlgorithmConfig):
         for key, value in dict(
             hiddens=hiddens,
             solution_concept=solution_concept,
+            logit_temperature=logit_temperature,
             selection=selection,
             solver_backend=solver_backend,
             equilibrium_search=equilibrium_search,
@@ -184,11 +189,13 @@ class NashQConfig(AlgorithmConfig):
     def _model_config_auto_includes(self) -> dict[str, Any]:
         # The joint-action head's shape comes from the market, so a plain
         # NashQConfig().environment("nashrl/cournot", ...) needs no module spec.
-        sizes = {"action_sizes": list(self.market().action_sizes)} if self.env is not None else {}
+        market = self.market() if self.env is not None else None
+        sizes = {"action_sizes": list(market.action_sizes), "public_size": market.public_size} if market else {}
         return (
             super()._model_config_auto_includes
             | sizes
             | {
+                "logit_temperature": resolved_logit_temperature(self, market),
                 "hiddens": list(self.hiddens),
                 "solution_concept": self.solution_concept,
                 "selection": self.selection,
@@ -203,10 +210,45 @@ class NashQConfig(AlgorithmConfig):
 
 def nash_q_errors(config: NashQConfig) -> list[str]:
     """Every invalid Nash-Q setting of a config, each naming its key (the typed schema
-    :class:`nashrl.schema.NashQSettings`)."""
+    :class:`nashrl.schema.NashQSettings`, then the logit concept against the market)."""
     from nashrl.schema import NashQSettings, errors, plain
 
-    return errors(NashQSettings, {key: plain(getattr(config, key)) for key in NashQSettings.model_fields})
+    found = errors(NashQSettings, {key: plain(getattr(config, key)) for key in NashQSettings.model_fields})
+    if not found and config.env is not None:
+        try:
+            resolved_logit_temperature(config, config.market())
+        except ValueError as err:
+            found.append(str(err))
+    return found
+
+
+def resolved_logit_temperature(config: NashQConfig, market) -> float | None:
+    """The logit concept's temperature in reward units: the market's shock scale
+    (``sigma / reward_scale``) in a market with private type-1 extreme-value shocks, else
+    ``logit_temperature``; None for the other concepts. Mismatches are refused."""
+    if config.solution_concept != "logit":
+        if market is not None and market.private_shocks:
+            raise ValueError(
+                f"algorithm.solution_concept: {config.solution_concept!r} ignores the private shocks of "
+                f"market {market.market_type!r}; expected 'logit' (soft Nash-Q)"
+            )
+        if config.logit_temperature is not None:
+            raise ValueError("algorithm.logit_temperature: only used with solution_concept: logit")
+        return None
+    if market is not None and market.private_shocks:
+        if market.shock != "gumbel":
+            raise ValueError(
+                f"algorithm.solution_concept: logit assumes type-1 extreme-value shocks; market.shock is "
+                f"{market.shock!r} (train independent DQN on it, or set market.shock: gumbel)"
+            )
+        if config.logit_temperature is not None:
+            raise ValueError("algorithm.logit_temperature: set by market.sigma in a market with private shocks")
+        return float(market.shock_temperature())
+    if config.logit_temperature is None:
+        raise ValueError(
+            "algorithm.logit_temperature: expected a number > 0 with solution_concept: logit (the market has no shocks)"
+        )
+    return float(config.logit_temperature)
 
 
 def to_train_batch(sample: dict[str, np.ndarray]) -> MultiAgentBatch:
@@ -217,6 +259,7 @@ def to_train_batch(sample: dict[str, np.ndarray]) -> MultiAgentBatch:
         Columns.REWARDS: sample["rewards"],
         Columns.NEXT_OBS: sample["next_obs"],
         Columns.TERMINATEDS: sample["terminated"],
+        OWN_SHOCKS: sample["own_shocks"],
     }
     return MultiAgentBatch({MODULE_ID: SampleBatch(columns)}, env_steps=len(sample["obs"]))
 
@@ -230,7 +273,11 @@ class NashQ(Algorithm):
         super().setup(config)
         market = self.config.market()
         self.replay = JointTransitionBuffer(
-            self.config.replay_capacity, market.n_firms, market.observation_size, seed=self.config.seed
+            self.config.replay_capacity,
+            market.n_firms,
+            market.observation_size,
+            seed=self.config.seed,
+            public_size=market.public_size if market.private_shocks else None,
         )
 
     def training_step(self) -> None:

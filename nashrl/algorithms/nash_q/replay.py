@@ -5,6 +5,11 @@ Nash-Q's target for firm :math:`i` needs every firm's action (to index
 multi-agent episode buffers sample per module (even the ``synchronized`` mode returns
 rows grouped per module), so sampled ``MultiAgentEpisode`` chunks are converted here,
 once, into aligned numpy arrays; sampling a batch is then one vectorised index.
+
+In markets with private shocks (:mod:`nashrl.markets.private_shocks`) each firm's reward holds
+the realised shock of its chosen action, which it saw in its own observation; the buffer keeps
+those shocks (``own_shocks``, reward units) so that soft Nash-Q can learn shock-free choice
+values from :math:`r_i - \varepsilon_i(a_i)` (see :mod:`nashrl.algorithms.nash_q.learner`).
 """
 
 from __future__ import annotations
@@ -16,20 +21,28 @@ import numpy as np
 
 from nashrl.algorithms.nash_q.connectors import firm_index
 
-FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated")
+#: Each firm's realised shock of its chosen action (private-shock markets; zero otherwise).
+OWN_SHOCKS = "own_shocks"
+FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", OWN_SHOCKS)
 
 
 class JointTransitionBuffer:
     """A ring buffer of joint transitions with uniform sampling."""
 
-    def __init__(self, capacity: int, n_firms: int, obs_dim: int, seed: int | None = None):
+    def __init__(
+        self, capacity: int, n_firms: int, obs_dim: int, seed: int | None = None, public_size: int | None = None
+    ):
+        """``public_size``: with private shocks, where the public part of an observation ends (the
+        firm's shocks follow it); None: no shocks."""
         self.capacity, self.n_firms = int(capacity), int(n_firms)
+        self.public_size = public_size
         self.data = {
             "obs": np.zeros((self.capacity, obs_dim), dtype=np.float32),
             "actions": np.zeros((self.capacity, n_firms), dtype=np.int64),
             "rewards": np.zeros((self.capacity, n_firms), dtype=np.float32),
             "next_obs": np.zeros((self.capacity, obs_dim), dtype=np.float32),
             "terminated": np.zeros(self.capacity, dtype=np.float32),
+            "own_shocks": np.zeros((self.capacity, n_firms), dtype=np.float32),
         }
         self.size = 0
         self.cursor = 0
@@ -46,7 +59,7 @@ class JointTransitionBuffer:
             n = self.capacity
         idx = (self.cursor + np.arange(n)) % self.capacity
         for key in FIELDS:
-            self.data[key][idx] = transitions[key]
+            self.data[key][idx] = transitions[key] if key in transitions else 0  # (own_shocks: optional)
         self.cursor = (self.cursor + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
         self.added += n
@@ -55,7 +68,7 @@ class JointTransitionBuffer:
         """Add every complete joint step of RLlib ``MultiAgentEpisode`` chunks; returns the count."""
         count = 0
         for episode in episodes:
-            transitions = joint_transitions(episode, self.n_firms)
+            transitions = joint_transitions(episode, self.n_firms, self.public_size)
             if transitions is not None:
                 self.add(transitions)
                 count += len(transitions["obs"])
@@ -78,13 +91,15 @@ class JointTransitionBuffer:
     def set_state(self, state: dict[str, Any]) -> None:
         size = len(state["data"]["obs"])
         for k in FIELDS:
-            self.data[k][:size] = state["data"][k]
+            if k in state["data"]:  # (checkpoints before own_shocks existed: no shocks)
+                self.data[k][:size] = state["data"][k]
         self.size, self.cursor, self.added = size, state["cursor"], state["added"]
         self.rng.bit_generator.state = state["rng"]
 
 
-def joint_transitions(episode: Any, n_firms: int) -> dict[str, np.ndarray] | None:
-    """Aligned arrays of one ``MultiAgentEpisode`` chunk (all firms act every step)."""
+def joint_transitions(episode: Any, n_firms: int, public_size: int | None = None) -> dict[str, np.ndarray] | None:
+    """Aligned arrays of one ``MultiAgentEpisode`` chunk (all firms act every step); with
+    ``public_size``, each firm's realised shock of its chosen action from its own observation."""
     by_firm = {firm_index(aid): sa for aid, sa in episode.agent_episodes.items()}
     if sorted(by_firm) != list(range(n_firms)):
         raise ValueError(f"episode: expected firms 0..{n_firms - 1}, got agent ids {sorted(episode.agent_episodes)}")
@@ -98,10 +113,16 @@ def joint_transitions(episode: Any, n_firms: int) -> dict[str, np.ndarray] | Non
     terminated = np.zeros(length, dtype=np.float32)
     if first.is_terminated and len(first) == length:
         terminated[-1] = 1.0
+    own_shocks = np.zeros((length, n_firms), dtype=np.float32)
+    if public_size is not None:
+        for i in range(n_firms):
+            seen = np.asarray(by_firm[i].get_observations(slice(0, length)), dtype=np.float32).reshape(length, -1)
+            own_shocks[:, i] = seen[np.arange(length), public_size + actions[:, i].astype(np.int64)]
     return {
         "obs": observations[:-1].reshape(length, -1),
         "actions": actions.astype(np.int64),
         "rewards": rewards.astype(np.float32),
         "next_obs": observations[1:].reshape(length, -1),
         "terminated": terminated,
+        "own_shocks": own_shocks,
     }

@@ -1,0 +1,78 @@
+r"""Learned play in games with private shocks against their Markov perfect equilibria.
+
+A policy's conditional choice probabilities :math:`\hat P_i(a \mid x)` at every public state are
+compared with the closest computed MPE :math:`P^*` (:func:`nashrl.theory.ccp.solve_mpe`): the
+largest and the ergodic-weighted mean :math:`|\hat P - P^*|` over the states the MPE visits
+(stationary probability at least :data:`VISITED`), and the dynamic Nash gap of the learned
+profile (each firm's exact best response to the others' learned CCPs,
+:func:`nashrl.theory.ccp.best_response_gap`).
+
+CCPs come exactly from a policy that can state them (Deep Nash-Q: the logit equilibrium of its
+stage game at each state) and otherwise by Monte Carlo over the firm's own shocks (independent
+DQN sees its shocks in its observation): ``draws`` shocks per state, the same draws at every
+state; the standard error of each estimate is at most :math:`0.5/\sqrt{\text{draws}}` and is
+reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from nashrl.theory.ccp import CCPGame, best_response_gap, cached_mpe, stationary
+
+#: A state counts as visited by the MPE when its stationary probability is at least this.
+VISITED = 1e-4
+
+
+def policy_ccps(policy, market, draws: int = 4000, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``[N, S, A]`` choice probabilities of ``policy`` at every state, and how they were obtained."""
+    states = market.state_array()
+    public = np.stack([market.observe(s) for s in states]).astype(np.float32)
+    if hasattr(policy, "choice_probabilities"):
+        return np.stack([p for p in policy.choice_probabilities(public)]), "exact"
+    rng = np.random.default_rng(seed)
+    shocks = (market.draw_shocks(rng, (draws,)) / market.reward_scale).astype(np.float32)  # [D, A]
+    obs = np.concatenate([np.repeat(public, draws, 0), np.tile(shocks, (len(states), 1))], 1)
+    out = np.zeros((market.n_firms, len(states), market.n_actions))
+    for i in range(market.n_firms):
+        actions = np.asarray(policy.firm_actions(i, obs)).reshape(len(states), draws)
+        for a in range(market.n_actions):
+            out[i, :, a] = (actions == a).mean(1)
+    return out, f"monte carlo, {draws} shock draws per state (standard error <= {0.5 / np.sqrt(draws):.4f})"
+
+
+def ccp_summary(policy, market, draws: int = 4000, seed: int = 0) -> dict[str, Any]:
+    """The learned CCPs against the closest MPE, and the learned profile's dynamic Nash gap."""
+    learned, how = policy_ccps(policy, market, draws, seed)
+    result = cached_mpe(market)
+    game: CCPGame = result["game"]
+    summary: dict[str, Any] = {
+        "market": market.market_type,
+        "ccp_estimate": how,
+        "mpe_equilibria": len(result["equilibria"]),
+        "learned_prob_active": learned[:, :, 1:].sum(-1).tolist(),
+        "comparisons": [],
+    }
+    best = None
+    for k, eq in enumerate(result["equilibria"]):
+        mu = stationary(game.transition(game.joint(torch.as_tensor(eq.ccp)))).numpy()
+        visited = mu >= VISITED
+        diff = np.abs(learned - eq.ccp).max(axis=(0, 2))  # [S] over firms and actions
+        entry = {
+            "equilibrium": k,
+            "max_ccp_diff": float(diff[visited].max()),
+            "mean_ccp_diff": float((mu * diff).sum() / mu.sum()),
+            "visited_states": int(visited.sum()),
+        }
+        if best is None or entry["max_ccp_diff"] < best["max_ccp_diff"]:
+            best = entry
+    if best is not None:
+        summary["mpe_max_ccp_diff"] = best["max_ccp_diff"]
+        summary["mpe_mean_ccp_diff"] = best["mean_ccp_diff"]
+        summary["mpe_closest_equilibrium"] = best["equilibrium"]
+        summary["mpe_visited_states"] = best["visited_states"]
+    summary["dynamic_nash_gap"] = best_response_gap(game, learned)
+    return summary

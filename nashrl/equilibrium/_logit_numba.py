@@ -1,0 +1,98 @@
+"""The logit-equilibrium path of :mod:`nashrl.equilibrium.logit`, compiled with numba for CPU batches.
+
+Same homotopy as the torch code (geometric path in lambda = 1/sigma from near-uniform play,
+damped fixed-point iteration whose step halves when the residual grows and grows again by 1.5
+when it falls), run game by game in compiled code, games spread over the cores with
+``prange``: a stage game of 5 firms with 2 actions takes microseconds instead of the
+milliseconds that dispatching small torch operations costs. Games it leaves above the
+tolerance go on to the torch Newton polish (:func:`nashrl.equilibrium.logit.logit_equilibrium`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _deviations(q, profiles, x, sizes, out):
+    """``out[i, a]``: player i's expected payoff of action a against the others' ``x``."""
+    n_players = sizes.shape[0]
+    out[:, :] = 0.0
+    for j in range(profiles.shape[0]):
+        for i in range(n_players):
+            w = q[i, j]
+            for k in range(n_players):
+                if k != i:
+                    w *= x[k, profiles[j, k]]
+            out[i, profiles[j, i]] += w
+
+
+@njit(cache=True)
+def _respond(dev, sizes, lam, out):
+    for i in range(sizes.shape[0]):
+        top = -np.inf
+        for a in range(sizes[i]):
+            top = max(top, dev[i, a] * lam)
+        total = 0.0
+        for a in range(sizes[i]):
+            out[i, a] = np.exp(dev[i, a] * lam - top)
+            total += out[i, a]
+        for a in range(sizes[i]):
+            out[i, a] /= total
+
+
+@njit(cache=True)
+def _residual(q, profiles, x, sizes, lam, dev, resp):
+    _deviations(q, profiles, x, sizes, dev)
+    _respond(dev, sizes, lam, resp)
+    r = 0.0
+    for i in range(sizes.shape[0]):
+        for a in range(sizes[i]):
+            r = max(r, abs(resp[i, a] - x[i, a]))
+    return r
+
+
+@njit(cache=True)
+def _iterate_one(q, profiles, x, sizes, lam, tol, max_iter, dev, resp, trial):
+    """Damped iteration at one lambda, in place on ``x``; returns the final residual."""
+    residual = _residual(q, profiles, x, sizes, lam, dev, resp)
+    step = 1.0
+    for _ in range(max_iter):
+        if residual <= tol:
+            break
+        for i in range(sizes.shape[0]):
+            for a in range(sizes[i]):
+                trial[i, a] = x[i, a] + step * (resp[i, a] - x[i, a])
+        new = _residual(q, profiles, trial, sizes, lam, dev, resp)
+        if new <= residual:
+            x[:, :] = trial
+            residual = new
+            step = min(step * 1.5, 1.0)
+        else:
+            step = max(step * 0.5, 1e-6)
+            residual = _residual(q, profiles, x, sizes, lam, dev, resp)  # resp back to x's response
+    return residual
+
+
+@njit(parallel=True, cache=True)
+def logit_path(q, profiles, sizes, lambdas, tol, path_tol, path_iter, max_iter):
+    """Strategies ``[B, N, A_max]`` and residuals ``[B]`` at ``lambdas[-1]`` for games
+    ``q [B, N, J]`` (joint actions row-major, ``profiles [J, N]``)."""
+    b, n = q.shape[0], sizes.shape[0]
+    width = sizes.max()
+    x_all = np.zeros((b, n, width))
+    residuals = np.zeros(b)
+    for g in prange(b):
+        x = np.zeros((n, width))
+        for i in range(n):
+            for a in range(sizes[i]):
+                x[i, a] = 1.0 / sizes[i]
+        dev = np.zeros((n, width))
+        resp = np.zeros((n, width))
+        trial = np.zeros((n, width))
+        for k in range(lambdas.shape[0] - 1):
+            _iterate_one(q[g], profiles, x, sizes, lambdas[k], path_tol, path_iter, dev, resp, trial)
+        residuals[g] = _iterate_one(q[g], profiles, x, sizes, lambdas[-1], tol, max_iter, dev, resp, trial)
+        x_all[g] = x
+    return x_all, residuals

@@ -1,0 +1,111 @@
+r"""Dynamic entry and exit, the Monte Carlo design of Aguirregabiria and Mira (2007, Econometrica, section 4).
+
+:math:`N` firms (5 in the paper), each active (:math:`a_i = 1`) or not (0) every period. Public
+state: market size :math:`s_t \in \{1, \dots, S\}` (``market_sizes``, 5 in the paper) and last
+period's activity of every firm, :math:`S \cdot 2^N` states (160). Market size follows a
+tridiagonal chain: stay with ``size_stay`` (0.6), one step up or down with ``size_move`` (0.2)
+each; at the edges stay with :math:`1 -` ``size_move`` (0.8). An active firm earns
+
+.. math::
+
+    \pi_i = \theta_{FC,i} - \theta_{EC} (1 - a_{i,t-1}) + \theta_{RS}\, s_t
+            - \theta_{RN} \ln(1 + N_{-i,t}),
+
+:math:`N_{-i,t}` the number of active rivals this period; an inactive firm earns 0. Each action
+has a private type-1 extreme-value shock of scale :math:`\sigma` (``sigma``, 1), :math:`\beta = 0.95`
+(``discount``). Defaults are the paper's: :math:`\theta_{FC} = (-1.9, -1.8, -1.7, -1.6, -1.5)`,
+:math:`\theta_{RS} = 1`, :math:`\theta_{EC} = 1`, :math:`\theta_{RN}` one of the design's cells
+1.0, 2.5 or 4.0 (default 2.5). ``n_firms`` and ``market_sizes`` scale the game up (a scalar
+``theta_fc`` is shared by every firm; a list needs one value per firm).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nashrl.markets import validation as v
+from nashrl.markets.private_shocks import SHOCK_FIELDS, PrivateShockMarket, markov_chain
+
+AM2007_THETA_FC = (-1.9, -1.8, -1.7, -1.6, -1.5)
+
+
+def tridiagonal_chain(sizes: int, stay: float, move: float, field: str) -> np.ndarray:
+    """Market-size chain: ``stay`` / ``move`` up / ``move`` down inside, ``1 - move`` at the edges."""
+    m = np.zeros((sizes, sizes))
+    for k in range(sizes):
+        if k > 0:
+            m[k, k - 1] = move
+        if k < sizes - 1:
+            m[k, k + 1] = move
+        m[k, k] = stay if 0 < k < sizes - 1 else 1.0 - move
+    if sizes == 1:
+        m[0, 0] = 1.0
+    return markov_chain(m, field)
+
+
+class EntryExitMarket(PrivateShockMarket):
+    market_type = "entry_exit"
+    action_label = "active"
+    metadata = {**PrivateShockMarket.metadata, "name": "entry_exit_v0"}
+    FIELDS = SHOCK_FIELDS | {
+        "n_firms",
+        "market_sizes",
+        "size_stay",
+        "size_move",
+        "size_transition",
+        "theta_fc",
+        "theta_rs",
+        "theta_ec",
+        "theta_rn",
+    }
+
+    def __init__(self, **params: Any):
+        v.only_known(params, self.FIELDS, "market")
+        n = v.n_firms(params.get("n_firms", 5))
+        self.sizes = v.integer(params.get("market_sizes", 5), "market.market_sizes")
+        if "size_transition" in params:
+            if {"size_stay", "size_move"} & set(params):
+                raise v.ConfigError("market.size_transition: give either the matrix or size_stay/size_move, not both")
+            chain = markov_chain(params["size_transition"], "market.size_transition")
+            if chain.shape[0] != self.sizes:
+                raise v.ConfigError(
+                    f"market.size_transition: expected {self.sizes}x{self.sizes} (market_sizes), got {chain.shape}"
+                )
+        else:
+            stay = v.number(params.get("size_stay", 0.6), "market.size_stay", nonneg=True)
+            move = v.number(params.get("size_move", 0.2), "market.size_move", nonneg=True)
+            chain = tridiagonal_chain(self.sizes, stay, move, "market.size_stay/size_move")
+        default_fc = list(AM2007_THETA_FC) if n == len(AM2007_THETA_FC) else -1.7
+        self.theta_fc = v.per_firm(params.get("theta_fc", default_fc), n, "market.theta_fc")
+        self.theta_rs = v.number(params.get("theta_rs", 1.0), "market.theta_rs")
+        self.theta_ec = v.number(params.get("theta_ec", 1.0), "market.theta_ec")
+        self.theta_rn = v.number(params.get("theta_rn", 2.5), "market.theta_rn")
+        super().__init__(n, 2, chain, {"discount": 0.95, **params})
+
+    def flow_profits(self, z: np.ndarray, previous: np.ndarray, joint: np.ndarray) -> np.ndarray:
+        joint = np.asarray(joint)
+        active = joint.astype(float)
+        rivals = active.sum(-1, keepdims=True) - active
+        size = np.asarray(z, dtype=float)[..., None] + 1.0  # s in 1..S
+        profit = (
+            self.theta_fc
+            - self.theta_ec * (1.0 - np.asarray(previous, dtype=float))
+            + self.theta_rs * size
+            - self.theta_rn * np.log1p(rivals)
+        )
+        return active * profit
+
+    def coefficients(self) -> dict[str, float]:
+        """The true profit coefficients (simulated panels store them in their metadata)."""
+        out = {f"theta_fc_{i}": float(x) for i, x in enumerate(self.theta_fc)}
+        return {**out, "theta_rs": self.theta_rs, "theta_ec": self.theta_ec, "theta_rn": self.theta_rn}
+
+    def state_labels(self) -> list[str]:
+        return ["market_size", *[f"active_last_{i}" for i in range(self.n_firms)]]
+
+    def state_values(self, state: np.ndarray) -> np.ndarray:
+        """States in the market's units: market size 1..S, last activity 0/1."""
+        state = np.asarray(state)
+        return np.concatenate([state[..., :1] + 1, state[..., 1:]], axis=-1)
