@@ -154,10 +154,14 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
         "seed": row["seed"],
         "env_steps": row["env_steps"],
         "wall_s": round(row["wall_s"], 1),
-        "final_actions": [round(x, 4) for x in s["final_actions"]],
-        "stage_nash_gap": s["stage_nash_gap"],
     }
-    nash = next((c for c in s["comparisons"] if c["concept"] in ("nash", "grid_subgame_perfect")), None)
+    if "final_actions" in s:  # (games with private shocks are compared in choice probabilities)
+        out["final_actions"] = [round(x, 4) for x in s["final_actions"]]
+        out["stage_nash_gap"] = s["stage_nash_gap"]
+    for key in ("mpe_max_ccp_diff", "mpe_mean_ccp_diff"):
+        if key in s:
+            out[key] = s[key]
+    nash = next((c for c in s.get("comparisons", []) if c["concept"] in ("nash", "grid_subgame_perfect")), None)
     if nash:
         out["grid_steps_to_nash"] = nash["max_grid_steps"]
     if s.get("profit_gain") is not None:
@@ -182,6 +186,8 @@ COLUMNS = [
     ("mean_grid_steps_to_state_nash", "grid steps to state Nash", "{:.2f}"),
     ("dynamic_nash_gap_relative", "dynamic Nash gap (rel.)", "{:.3g}"),
     ("mpe_mean_investment_gap", "investment gap to MPE", "{:.3g}"),
+    ("mpe_max_ccp_diff", "max CCP diff to MPE", "{:.3f}"),
+    ("mpe_mean_ccp_diff", "mean CCP diff to MPE (ergodic)", "{:.3f}"),
     ("rival_change_after_deviation", "rival move after deviation", "{:+.1%}"),
     ("wall_s", "wall time (s)", "{:.0f}"),
 ]

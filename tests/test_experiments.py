@@ -1,6 +1,7 @@
 """The experiment suite: expansion, validation before running, and the result tables."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -84,3 +85,11 @@ def test_bad_suites_are_refused_before_running(tmp_path):
         load_suite(
             write_suite(tmp_path, [{"name": "x", "config": "configs/capacity.yaml", "algorithms": ["tabular_q"]}])
         )
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in Path("configs/experiments").glob("*.yaml")))
+def test_shipped_suites_are_valid(path):
+    """Every shipped suite loads: every run config of every experiment validates (before Ray)."""
+    suite = load_suite(path)
+    runs = [run for exp in suite["experiments"] for run in expand(suite, exp)]
+    assert runs and all(r["algorithm"]["name"] for r in runs)

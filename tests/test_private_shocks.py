@@ -430,3 +430,28 @@ def test_replay_keeps_each_firms_own_shock_so_targets_use_shock_free_profits(ray
         np.testing.assert_allclose(data["rewards"] - shocks, profits, atol=1e-5)
     finally:
         algo.stop()
+
+
+@pytest.mark.slow
+def test_entry_exit_run_evaluates_and_reports_ccps_against_the_mpe(ray_session, tmp_path):
+    from nashrl.analysis.report import evaluate_checkpoint, write_report
+    from nashrl.config import load_config
+    from nashrl.train import run_training
+
+    overrides = ["run.stop={iterations: 3}", "run.checkpoint_every=0", "run.progress=false", "run.eval_every=1"]
+    config = load_config("configs/entry_exit.yaml", [*overrides, f"run.output_dir={tmp_path}"])
+    config["algorithm"]["num_steps_sampled_before_learning_starts"] = 0
+    summary = run_training(config, quiet=True)
+    ev = summary["evaluation"]
+    assert ev["ccp_estimate"] == "exact" and ev["mpe_equilibria"] == 1
+    assert 0 < ev["mpe_max_ccp_diff"] <= 1 and ev["mpe_visited_states"] == 154
+    assert "eval/mpe_max_ccp_diff" in summary["final_metrics"]
+    assert evaluate_checkpoint(summary["checkpoint"])["summary"] == ev
+    report = write_report([summary["run_dir"]], out_dir=tmp_path / "report")
+    assert "Learned choice probabilities against the MPE" in report.read_text()
+    data = json.loads((tmp_path / "report" / "figures" / "ccp_vs_mpe.json").read_text())
+    mpe = cached_mpe(make_market(config["market"]))["equilibria"][0].ccp
+    assert len(data["series"]) == 5
+    for i, series in enumerate(data["series"]):
+        np.testing.assert_allclose(series["x"], mpe[i, :, 1])  # the MPE's CCPs, state by state
+        np.testing.assert_allclose(series["y"], ev["learned_prob_active"][i], atol=1e-12)

@@ -44,11 +44,34 @@ def policy_ccps(policy, market, draws: int = 4000, seed: int = 0) -> tuple[np.nd
     return out, f"monte carlo, {draws} shock draws per state (standard error <= {0.5 / np.sqrt(draws):.4f})"
 
 
+def ccp_differences(game: CCPGame, eq_ccp: np.ndarray, learned: np.ndarray) -> dict[str, Any]:
+    """Largest and ergodic-mean |learned - MPE| (over firms and actions) on the MPE's visited states."""
+    mu = stationary(game.transition(game.joint(torch.as_tensor(eq_ccp)))).numpy()
+    visited = mu >= VISITED
+    diff = np.abs(learned - eq_ccp).max(axis=(0, 2))  # [S]
+    return {
+        "max_ccp_diff": float(diff[visited].max()),
+        "mean_ccp_diff": float((mu * diff).sum() / mu.sum()),
+        "visited_states": int(visited.sum()),
+    }
+
+
+def closest_mpe(market, learned: np.ndarray):
+    """The computed MPE closest to ``learned`` CCPs (smallest largest difference on its visited
+    states) and its differences; ``(None, None)`` when no MPE was found."""
+    result = cached_mpe(market)
+    best = None
+    for k, eq in enumerate(result["equilibria"]):
+        entry = {"equilibrium": k, **ccp_differences(result["game"], eq.ccp, learned)}
+        if best is None or entry["max_ccp_diff"] < best[1]["max_ccp_diff"]:
+            best = (eq, entry)
+    return best if best is not None else (None, None)
+
+
 def ccp_summary(policy, market, draws: int = 4000, seed: int = 0) -> dict[str, Any]:
     """The learned CCPs against the closest MPE, and the learned profile's dynamic Nash gap."""
     learned, how = policy_ccps(policy, market, draws, seed)
     result = cached_mpe(market)
-    game: CCPGame = result["game"]
     summary: dict[str, Any] = {
         "market": market.market_type,
         "ccp_estimate": how,
@@ -56,23 +79,11 @@ def ccp_summary(policy, market, draws: int = 4000, seed: int = 0) -> dict[str, A
         "learned_prob_active": learned[:, :, 1:].sum(-1).tolist(),
         "comparisons": [],
     }
-    best = None
-    for k, eq in enumerate(result["equilibria"]):
-        mu = stationary(game.transition(game.joint(torch.as_tensor(eq.ccp)))).numpy()
-        visited = mu >= VISITED
-        diff = np.abs(learned - eq.ccp).max(axis=(0, 2))  # [S] over firms and actions
-        entry = {
-            "equilibrium": k,
-            "max_ccp_diff": float(diff[visited].max()),
-            "mean_ccp_diff": float((mu * diff).sum() / mu.sum()),
-            "visited_states": int(visited.sum()),
-        }
-        if best is None or entry["max_ccp_diff"] < best["max_ccp_diff"]:
-            best = entry
+    _, best = closest_mpe(market, learned)
     if best is not None:
         summary["mpe_max_ccp_diff"] = best["max_ccp_diff"]
         summary["mpe_mean_ccp_diff"] = best["mean_ccp_diff"]
         summary["mpe_closest_equilibrium"] = best["equilibrium"]
         summary["mpe_visited_states"] = best["visited_states"]
-    summary["dynamic_nash_gap"] = best_response_gap(game, learned)
+    summary["dynamic_nash_gap"] = best_response_gap(result["game"], learned)
     return summary

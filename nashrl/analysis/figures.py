@@ -115,6 +115,46 @@ def line_figure(
     return f"![{title}](figures/{path.name})"
 
 
+def scatter_figure(
+    path: Path, title: str, xlabel: str, ylabel: str, series: list[Series], diagonal: bool = True
+) -> str:
+    """Points (x, y) per series, with the 45-degree line where ``diagonal`` (learned against
+    theory: on the line means equal); PNG and JSON like :func:`line_figure`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawn = [finite(Series(s.label, np.asarray(s.x, float), np.asarray(s.y, float))) for s in series]
+    drawn = [s for s in drawn if len(s.x)]
+    if not drawn:
+        raise EmptyFigure(f"{title}: no finite data")
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for s in drawn:
+        ax.scatter(s.x, s.y, s=8, alpha=0.6, label=s.label)
+    if diagonal:
+        low = min(min(s.x.min(), s.y.min()) for s in drawn)
+        high = max(max(s.x.max(), s.y.max()) for s in drawn)
+        ax.plot([low, high], [low, high], color="black", ls="--", lw=1, label="learned = theory")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    data = {
+        "title": title,
+        "xlabel": xlabel,
+        "ylabel": ylabel,
+        "series": [{"label": s.label, "x": s.x.tolist(), "y": s.y.tolist()} for s in drawn],
+        "diagonal": diagonal,
+    }
+    atomic_write_text(path.with_suffix(".json"), json.dumps(data))
+    return f"![{title}](figures/{path.name})"
+
+
 def across_runs(curves: list[tuple[np.ndarray, np.ndarray]], label: str) -> Series:
     """One run: its curve. Several: their mean on the union of x, band min-max (linear
     interpolation within each run's own range; outside it a run does not count)."""

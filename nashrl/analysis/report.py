@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from nashrl.analysis.evaluation import play, summarize
-from nashrl.analysis.figures import EmptyFigure, Reference, Series, across_runs, line_figure
+from nashrl.analysis.figures import EmptyFigure, Reference, Series, across_runs, line_figure, scatter_figure
 from nashrl.analysis.impulse import impulse_response
 from nashrl.checkpoints import CheckpointError, experiment_of, read_meta
 from nashrl.files import atomic_write_text
@@ -100,6 +100,23 @@ def print_evaluation(result: dict[str, Any]) -> None:
             f"{[f'{x:+.1%}' for x in ir['rival_relative_change_next_period']]} next period; back after "
             f"{ir['periods_to_return']} periods; deviation profitable: {ir['deviation_profitable']}"
         )
+
+
+def _ccp_figure(policy, market, figures: Path) -> list[str]:
+    """Every firm's learned probability of each action > 0 at every state against the closest MPE's."""
+    from nashrl.analysis.ccp_eval import closest_mpe, policy_ccps
+
+    learned, how = policy_ccps(policy, market)
+    eq, _ = closest_mpe(market, learned)
+    series = [Series(f"firm {i}", eq.ccp[i, :, 1:].sum(-1), learned[i, :, 1:].sum(-1)) for i in range(market.n_firms)]
+    image = scatter_figure(
+        figures / "ccp_vs_mpe.png",
+        f"probability of being active, every state ({how.split(',')[0]})",
+        "MPE",
+        "learned",
+        series,
+    )
+    return ["## Choice probabilities state by state", "", image, ""]
 
 
 def capacity_policy_maps(policy, market, path: Path) -> Path:
@@ -298,7 +315,26 @@ def _learning_curves(runs, figures: Path, ev: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _ccp_table(name: str | None, ev: dict[str, Any]) -> list[str]:
+    """Games with private shocks: the learned CCPs against the closest MPE."""
+    gap = ev["dynamic_nash_gap"]
+    lines = [f"## Learned choice probabilities against the MPE{'' if name is None else f': {name}'}", ""]
+    lines += [
+        "| measure | value |",
+        "|---|---|",
+        f"| MPE found | {ev['mpe_equilibria']} (closest: #{ev.get('mpe_closest_equilibrium', '-')}) |",
+        f"| largest CCP difference over visited states | {ev.get('mpe_max_ccp_diff', float('nan')):.4f} |",
+        f"| ergodic mean CCP difference | {ev.get('mpe_mean_ccp_diff', float('nan')):.4f} |",
+        f"| dynamic Nash gap (money; relative) | {gap['dynamic_nash_gap']:.4g}; {gap['relative']:.3g} |",
+        f"| learned CCPs | {ev['ccp_estimate']} |",
+        "",
+    ]
+    return lines
+
+
 def _policy_table(name: str | None, ev: dict[str, Any]) -> list[str]:
+    if "ccp_estimate" in ev:
+        return _ccp_table(name, ev)
     lines = [f"## Greedy policy against theory{'' if name is None else f': {name}'}", ""]
     lines += [
         "| concept | actions | profits | grid steps away |",
@@ -345,6 +381,8 @@ def _policy_figures(summary: dict[str, Any], figures: Path) -> list[str]:
     market = make_market(config["market"])
     policy = load_policy(checkpoint, config)
     ev = summary["evaluation"]
+    if market.private_shocks:
+        return _ccp_figure(policy, market, figures)
     start, seed = summary.get("final_state"), config["run"]["seed"]
     path = play(policy, market, 40, seed, start_state=start)
     values = market.action_values(path["actions"])
