@@ -96,6 +96,9 @@ def cmd_theory(args) -> int:
 
 def print_ccp_summary(ev: dict[str, Any]) -> None:
     """Games with private shocks: learned choice probabilities against the closest MPE."""
+    if "mpe_note" in ev:
+        print(f"learned choice probabilities: not compared ({ev['mpe_note']})")
+        return
     gap = ev["dynamic_nash_gap"]
     print(f"learned choice probabilities ({ev['ccp_estimate']}) vs {ev['mpe_equilibria']} MPE found:")
     if "mpe_max_ccp_diff" in ev:

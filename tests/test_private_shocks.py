@@ -85,10 +85,17 @@ def test_impossible_parameters_are_refused_naming_the_field(override, field):
 
 
 def test_the_exact_mpe_of_a_game_too_large_to_enumerate_is_refused():
-    m = make_market({"type": "entry_exit", "n_firms": 12})  # the market itself trains
+    from nashrl.analysis.ccp_eval import ccp_summary
+
+    m = make_market({"type": "entry_exit", "n_firms": 12, "normalise_rewards": True})  # the market itself trains
     assert m.n_states == 5 * 2**12
     with pytest.raises(ConfigError, match="exact MPE"):
         solve_mpe(m)
+    assert "no exact MPE" in ccp_summary(None, m)["mpe_note"]  # evaluation says so instead of failing
+    # The reward scale is the largest |profit| over 256 sampled states: the 12-firm design's
+    # monopolist at market size 5 who entered this period earns -1.7 - 1 + 5 = 2.3; the largest
+    # loss is an entrant at size 1 facing 11 active rivals, -1.7 - 1 + 1 - 2.5 ln 12.
+    assert m.reward_scale == pytest.approx(1.7 + 1 - 1 + 2.5 * math.log(12), rel=0.1)
 
 
 # ----- MPE -----

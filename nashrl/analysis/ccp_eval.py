@@ -69,7 +69,19 @@ def closest_mpe(market, learned: np.ndarray):
 
 
 def ccp_summary(policy, market, draws: int = 4000, seed: int = 0) -> dict[str, Any]:
-    """The learned CCPs against the closest MPE, and the learned profile's dynamic Nash gap."""
+    """The learned CCPs against the closest MPE, and the learned profile's dynamic Nash gap (in a
+    game too large for the exact MPE: neither, and ``mpe_note`` says so)."""
+    from nashrl.markets.private_shocks import MAX_THEORY_ENTRIES
+
+    if market.theory_size() > MAX_THEORY_ENTRIES:
+        return {
+            "market": market.market_type,
+            "ccp_estimate": "not computed",
+            "mpe_equilibria": 0,
+            "comparisons": [],
+            "mpe_note": f"no exact MPE: {float(market.theory_size()):.3g} enumerated entries, above "
+            f"{MAX_THEORY_ENTRIES:,}",
+        }
     learned, how = policy_ccps(policy, market, draws, seed)
     result = cached_mpe(market)
     summary: dict[str, Any] = {

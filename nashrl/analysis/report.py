@@ -317,6 +317,8 @@ def _learning_curves(runs, figures: Path, ev: dict[str, Any]) -> list[str]:
 
 def _ccp_table(name: str | None, ev: dict[str, Any]) -> list[str]:
     """Games with private shocks: the learned CCPs against the closest MPE."""
+    if "mpe_note" in ev:
+        return [f"## Learned choice probabilities{'' if name is None else f': {name}'}", "", ev["mpe_note"], ""]
     gap = ev["dynamic_nash_gap"]
     lines = [f"## Learned choice probabilities against the MPE{'' if name is None else f': {name}'}", ""]
     lines += [
@@ -382,7 +384,7 @@ def _policy_figures(summary: dict[str, Any], figures: Path) -> list[str]:
     policy = load_policy(checkpoint, config)
     ev = summary["evaluation"]
     if market.private_shocks:
-        return _ccp_figure(policy, market, figures)
+        return _ccp_figure(policy, market, figures) if "mpe_note" not in ev else []
     start, seed = summary.get("final_state"), config["run"]["seed"]
     path = play(policy, market, 40, seed, start_state=start)
     values = market.action_values(path["actions"])

@@ -191,7 +191,16 @@ class PrivateShockMarket(MarketEnv):
         return list(self.state_array())
 
     def _reward_scale(self) -> float:
-        scale = float(np.abs(self.profit_table()).max()) if self.theory_size() <= MAX_THEORY_ENTRIES else 0.0
+        """The largest |flow profit| over every state and joint action, or over 256 states drawn
+        with a fixed seed when the game is too large to enumerate (``normalise_rewards``)."""
+        if self.theory_size() <= MAX_THEORY_ENTRIES:
+            table = self.profit_table()
+        else:
+            states = self.state_array()
+            sample = states[np.random.default_rng(0).choice(len(states), size=256, replace=False)]
+            joint = self.all_profiles()
+            table = self.flow_profits(sample[:, None, 0], sample[:, None, 1:], joint[None])
+        scale = float(np.abs(table).max())
         return scale if scale > 0 else 1.0
 
     def benchmarks(self, selection: str = "pareto") -> list[dict]:
