@@ -234,6 +234,42 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_estimate(args) -> int:
+    from nashrl.config import load_config
+    from nashrl.inverse import InverseModel, bootstrap, estimate
+    from nashrl.panels import read_panel
+
+    config = load_config(args.config, args.set)
+    fix = {}
+    for item in args.fix:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--fix {item}: expected NAME=VALUE")
+        try:
+            fix[name.strip()] = float(value)
+        except ValueError as err:
+            raise ConfigError(f"--fix {name}: expected a number, got {value!r}") from err
+    model = InverseModel.from_market_config(config["market"], fix)
+    panel, meta = read_panel(args.panel, model.market)
+    result = estimate(model, panel, method=args.method, first_stage=args.first_stage)
+    truth = meta.get("true_coefficients")
+    if truth:
+        result.truth = {k: truth[k] for k in model.free if k in truth}
+    if args.bootstrap:
+        result = bootstrap(result, model, panel, args.bootstrap, seed=args.seed, first_stage=args.first_stage)
+    if args.csv:
+        from nashrl.files import atomic_write
+
+        with atomic_write(args.csv) as handle:
+            result.table().to_csv(handle)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2, default=json_default)
+        print()
+    else:
+        print(result.summary())
+    return 0 if result.converged else 3
+
+
 def cmd_report(args) -> int:
     from nashrl.analysis.report import write_report
 
@@ -292,6 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--initial", default="ergodic", choices=("ergodic", "market"), help="initial states")
     p.add_argument("--out", required=True, help="PANEL.parquet or PANEL.csv")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("estimate", help="estimate the profit coefficients from a panel of play (inverse)")
+    with_config(p)
+    p.add_argument("panel", help="PANEL.parquet or PANEL.csv (the schema of nashrl simulate)")
+    p.add_argument("--method", default="npl", choices=("two_step", "npl", "mle"))
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="fix a coefficient (repeatable)")
+    p.add_argument("--first-stage", default="auto", choices=("auto", "frequency", "logit"), help="first-stage CCPs")
+    p.add_argument("--bootstrap", type=_positive_int, default=None, metavar="B", help="bootstrap SEs, B replications")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--csv", help="also write the coefficient table to this CSV file")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("train", help="train, checkpoint and compare the greedy policy with theory")
     with_config(p)

@@ -189,6 +189,12 @@ def read_panel(path: str | Path, market=None) -> tuple[pd.DataFrame, dict[str, A
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(f"panel: cannot read {str(path)!r} ({type(err).__name__}: {err})") from err
+    check_panel(panel, market)
+    return panel, meta
+
+
+def check_panel(panel: pd.DataFrame, market=None) -> None:
+    """The checks of :func:`read_panel` on a DataFrame (errors name the column)."""
     required = [*BASE_COLUMNS, *(state_columns(market) if market is not None else []), "action"]
     for column in required:
         if column not in panel.columns:
@@ -204,7 +210,6 @@ def read_panel(path: str | Path, market=None) -> tuple[pd.DataFrame, dict[str, A
         _check_ranges(panel, market)
     if panel.duplicated(list(BASE_COLUMNS)).any():
         raise ConfigError("panel: duplicated (market, period, firm) rows")
-    return panel, meta
 
 
 def _check_ranges(panel: pd.DataFrame, market) -> None:

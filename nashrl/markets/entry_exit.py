@@ -97,10 +97,31 @@ class EntryExitMarket(PrivateShockMarket):
         )
         return active * profit
 
+    def profit_features(self, z: np.ndarray, previous: np.ndarray, joint: np.ndarray) -> np.ndarray:
+        """``[..., N, N + 3]``: an active firm's own fixed-effect dummy, market size, minus the entry
+        indicator ``1 - a_{i,t-1}``, minus ``ln(1 + active rivals)``; zeros when inactive."""
+        joint = np.asarray(joint)
+        active = joint.astype(float)
+        shape = np.broadcast_shapes(np.shape(z) + (1,), np.shape(previous), joint.shape)
+        n = self.n_firms
+        rivals = active.sum(-1, keepdims=True) - active
+        size = np.broadcast_to(np.asarray(z, dtype=float)[..., None] + 1.0, shape)
+        entering = np.broadcast_to(1.0 - np.asarray(previous, dtype=float), shape)
+        features = np.zeros((*shape, n + 3))
+        features[..., :n] = np.broadcast_to(np.eye(n), (*shape[:-1], n, n))
+        features[..., n] = size
+        features[..., n + 1] = -entering
+        features[..., n + 2] = -np.log1p(np.broadcast_to(rivals, shape))
+        return features * np.broadcast_to(active, shape)[..., None]
+
     def coefficients(self) -> dict[str, float]:
         """The true profit coefficients (simulated panels store them in their metadata)."""
         out = {f"theta_fc_{i}": float(x) for i, x in enumerate(self.theta_fc)}
         return {**out, "theta_rs": self.theta_rs, "theta_ec": self.theta_ec, "theta_rn": self.theta_rn}
+
+    #: Config field of each coefficient (``theta_fc_<i>`` is element i of ``theta_fc``).
+    def coefficient_field(self, name: str) -> str:
+        return "theta_fc" if name.startswith("theta_fc_") else name
 
     def state_labels(self) -> list[str]:
         return ["market_size", *[f"active_last_{i}" for i in range(self.n_firms)]]
@@ -109,3 +130,8 @@ class EntryExitMarket(PrivateShockMarket):
         """States in the market's units: market size 1..S, last activity 0/1."""
         state = np.asarray(state)
         return np.concatenate([state[..., :1] + 1, state[..., 1:]], axis=-1)
+
+    def state_from_values(self, values: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`state_values` (panel columns to the internal state)."""
+        values = np.asarray(values)
+        return np.concatenate([values[..., :1] - 1, values[..., 1:]], axis=-1)

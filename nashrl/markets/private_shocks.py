@@ -102,6 +102,17 @@ class PrivateShockMarket(MarketEnv):
         ``previous [..., N]`` and joint actions ``joint [..., N]`` (broadcast together)."""
         raise NotImplementedError
 
+    def profit_features(self, z: np.ndarray, previous: np.ndarray, joint: np.ndarray) -> np.ndarray:
+        """Features ``[..., N, K]`` with flow profits = features @ theta, theta in the order of
+        :meth:`coefficients` (the profit is linear in its coefficients; inverse estimation needs it)."""
+        raise NotImplementedError
+
+    def feature_table(self) -> np.ndarray:
+        """``[S, J, N, K]`` profit features of every joint action at every state."""
+        self.profit_table()  # the same size check
+        states = self.state_array()
+        return self.profit_features(states[:, None, 0], states[:, None, 1:], self.all_profiles()[None])
+
     # ----- the state space -----
     @property
     def n_states(self) -> int:

@@ -53,6 +53,17 @@ class PSDEntryMarket(PrivateShockMarket):
         active = self.theta1 + self.theta2 * rival + self.theta3 * (1.0 - previous)
         return joint * active + (1.0 - joint) * self.scrap * previous
 
+    def profit_features(self, z: np.ndarray, previous: np.ndarray, joint: np.ndarray) -> np.ndarray:
+        """``[..., 2, 4]``: active: (1, rival active, 1 - x_i, 0); inactive: (0, 0, 0, x_i)."""
+        joint = np.asarray(joint, dtype=float)
+        previous = np.asarray(previous, dtype=float)
+        shape = np.broadcast_shapes(joint.shape, previous.shape)
+        joint, previous = np.broadcast_to(joint, shape), np.broadcast_to(previous, shape)
+        return np.stack([joint, joint * joint[..., ::-1], joint * (1.0 - previous), (1.0 - joint) * previous], -1)
+
+    def coefficient_field(self, name: str) -> str:
+        return name
+
     def coefficients(self) -> dict[str, float]:
         return {
             "monopoly_profit": self.theta1,
@@ -66,3 +77,6 @@ class PSDEntryMarket(PrivateShockMarket):
 
     def state_values(self, state: np.ndarray) -> np.ndarray:
         return np.asarray(state)
+
+    def state_from_values(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values)

@@ -116,14 +116,31 @@ class CCPGame:
         system = torch.eye(self.n_states, dtype=flow.dtype) - self.beta * self.transition(joint)
         return torch.linalg.solve(system, flow)
 
+    def expected_next(self, values: torch.Tensor) -> torch.Tensor:
+        """``[S, J, N, ...]``: :math:`E[V(x') \\mid x, a] = \\sum_{z'} \\Pi(z, z') V(z', a)` of
+        ``values`` ``[S, N, ...]`` (next state ``(z', a)``: today's joint action is tomorrow's state)."""
+        z_count = self.exo.shape[0]
+        future = values.reshape(z_count, self.n_joint, *values.shape[1:])
+        return torch.einsum("sz,zj...->sj...", self.exo[self.z_of_state], future)
+
+    def contract(self, ccp: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``[N, S, A, ...]``: firm i's expectation of ``w[s, a, i, ...]`` ``[S, J, N, ...]`` over the
+        rivals' actions drawn from ``ccp``, for each of its own actions (trailing dims kept)."""
+        extra = w.shape[3:]
+        k = math.prod(extra)
+        flat = w.reshape(self.n_states, self.n_joint, self.n_firms, k).permute(0, 3, 2, 1)  # [S, K, N, J]
+        game = flat.reshape(self.n_states * k, self.n_firms, *([self.n_actions] * self.n_firms))
+        strategies = [p.repeat_interleave(k, dim=0) for p in ccp]
+        out = torch.stack(deviation_payoffs(game, strategies), 0)  # [N, S*K, A]
+        return (
+            out.reshape(self.n_firms, self.n_states, k, self.n_actions)
+            .transpose(2, 3)
+            .reshape(self.n_firms, self.n_states, self.n_actions, *extra)
+        )
+
     def choice_values(self, ccp: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """``[N, S, A]``: :math:`v_i(x, a_i)` against the rivals' ``ccp`` with continuation ``values`` ``[S, N]``."""
-        z_count = self.exo.shape[0]
-        future = values.reshape(z_count, self.n_joint, self.n_firms)  # V_i(z', a)
-        expected = torch.einsum("sz,zjn->sjn", self.exo[self.z_of_state], future)
-        w = self.profits + self.beta * expected  # [S, J, N]
-        game = w.permute(0, 2, 1).reshape(self.n_states, self.n_firms, *([self.n_actions] * self.n_firms))
-        return torch.stack(deviation_payoffs(game, list(ccp)), 0)
+        return self.contract(ccp, self.profits + self.beta * self.expected_next(values))
 
     def response(self, choice_values: torch.Tensor) -> torch.Tensor:
         """Choice probabilities of ``choice_values`` ``[..., A]``: logit or (binary) probit."""
@@ -134,6 +151,13 @@ class CCPGame:
         )
         p1 = normal.cdf((choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale)
         return torch.stack([1 - p1, p1], -1)
+
+    def log_response(self, choice_values: torch.Tensor) -> torch.Tensor:
+        """``log`` of :meth:`response`, computed stably (log-softmax, log of the normal cdf)."""
+        if self.shock == "gumbel":
+            return torch.log_softmax(choice_values / self.sigma, dim=-1)
+        d = (choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale
+        return torch.stack([torch.special.log_ndtr(-d), torch.special.log_ndtr(d)], -1)
 
     def psi(self, ccp: torch.Tensor) -> torch.Tensor:
         """The equilibrium mapping :math:`\\Psi(P)` (``[N, S, A]`` to ``[N, S, A]``)."""
@@ -187,8 +211,7 @@ def newton(
     shape = ccp[..., 1:].shape
 
     def f(x: np.ndarray) -> np.ndarray:
-        full = _full(game, torch.as_tensor(x, dtype=torch.float64).view(shape))
-        return (full - game.psi(full))[..., 1:].reshape(-1).numpy()
+        return _residual_torch(game, torch.as_tensor(x, dtype=torch.float64), shape).numpy()
 
     x0 = ccp[..., 1:].reshape(-1).numpy()
     try:
@@ -199,7 +222,26 @@ def newton(
         x, steps = x0, max_iter
     if not np.isfinite(x).all():
         x = x0
+    if len(x0) <= SMALL_DENSE and not np.abs(f(x)).max() <= tol:
+        # Small games: Levenberg-Marquardt with the exact Jacobian where Krylov stalled.
+        def jacobian(v: np.ndarray) -> np.ndarray:
+            t = torch.as_tensor(v, dtype=torch.float64)
+            return torch.func.jacrev(lambda u: _residual_torch(game, u, shape))(t).numpy()
+
+        with np.errstate(all="ignore"):
+            result = scipy.optimize.root(f, x0, jac=jacobian, method="lm", options={"xtol": 1e-15, "ftol": 1e-15})
+        if np.isfinite(result.x).all() and np.abs(f(result.x)).max() < np.abs(f(x)).max():
+            x, steps = result.x, steps + int(result.get("nfev", 0))
     return _full(game, torch.as_tensor(x, dtype=torch.float64).view(shape)), steps
+
+
+#: Below this many free CCPs a stalled Newton-Krylov solve is retried with a dense Jacobian.
+SMALL_DENSE = 200
+
+
+def _residual_torch(game: CCPGame, free: torch.Tensor, shape) -> torch.Tensor:
+    full = _full(game, free.view(shape))
+    return (full - game.psi(full))[..., 1:].reshape(-1)
 
 
 def starting_points(game: CCPGame, n_random: int, seed: int) -> list[tuple[str, torch.Tensor]]:

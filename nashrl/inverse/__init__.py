@@ -1,0 +1,106 @@
+"""Inverse Nash RL: estimate firms' profit coefficients from observed play.
+
+``estimate(model, panel, method=...)`` with ``model`` an :class:`InverseModel` or a market config
+(mapping), ``panel`` a DataFrame or a path (see :mod:`nashrl.panels` for the schema); returns an
+:class:`EstimationResult` (``.params``, ``.bse``, ``.summary()``). Methods: ``two_step``,
+``npl``, ``mle`` (:mod:`nashrl.inverse.estimators`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nashrl.inverse.estimators import METHODS, run_estimator
+from nashrl.inverse.model import InverseModel, check_identification, choice_counts
+from nashrl.inverse.results import EstimationResult
+
+
+def estimate(
+    model: InverseModel | Mapping[str, Any],
+    panel: pd.DataFrame | str | Path,
+    method: str = "npl",
+    fix: Mapping[str, float] | None = None,
+    first_stage: str = "auto",
+) -> EstimationResult:
+    from nashrl.panels import check_panel, read_panel
+
+    if not isinstance(model, InverseModel):
+        model = InverseModel.from_market_config(model, fix)
+    truth = None
+    if isinstance(panel, (str, Path)):
+        panel, meta = read_panel(panel, model.market)
+        truth = meta.get("true_coefficients")
+    else:
+        check_panel(panel, model.market)
+    counts = choice_counts(model, panel)
+    check_identification(model, counts, panel)
+    out = run_estimator(method, model, counts, first_stage)
+    notes = [out["note"]] if out.get("note") else []
+    return EstimationResult(
+        method=method,
+        names=list(model.free),
+        params=pd.Series(out["theta"].numpy(), index=model.free),
+        cov=np.asarray(out["cov"]),
+        loglik=out["loglik"],
+        iterations=out["iterations"],
+        converged=out["converged"],
+        seconds=out["seconds"],
+        n_obs=int(counts.sum()),
+        n_markets=int(panel["market"].nunique()),
+        se_method=out["se_method"],
+        fixed=dict(model.fixed),
+        truth={k: truth[k] for k in model.free if k in truth} if truth else None,
+        notes=notes,
+    )
+
+
+def bootstrap(
+    result: EstimationResult,
+    model: InverseModel | Mapping[str, Any],
+    panel: pd.DataFrame,
+    replications: int,
+    seed: int = 0,
+    first_stage: str = "auto",
+) -> EstimationResult:
+    """``result`` with bootstrap standard errors: markets resampled with replacement
+    ``replications`` times, the estimator run on each (in this process); replications where it
+    does not converge are counted in the notes and left out."""
+    from nashrl.markets.validation import ConfigError
+
+    if not isinstance(model, InverseModel):
+        model = InverseModel.from_market_config(model, result.fixed)
+    if replications < 2:
+        raise ConfigError(f"--bootstrap: expected at least 2 replications, got {replications}")
+    rng = np.random.default_rng(seed)
+    markets = panel["market"].unique()
+    base = {m: rows for m, rows in panel.groupby("market", sort=False)}
+    draws, failed = [], 0
+    for _ in range(replications):
+        chosen = rng.choice(markets, size=len(markets), replace=True)
+        sample = pd.concat([base[m].assign(market=k) for k, m in enumerate(chosen)], ignore_index=True)
+        counts = choice_counts(model, sample)
+        try:
+            out = run_estimator(result.method, model, counts, first_stage)
+        except ConfigError:
+            failed += 1
+            continue
+        if not out["converged"]:
+            failed += 1
+            continue
+        draws.append(out["theta"].numpy())
+    if len(draws) < 2:
+        raise ConfigError(f"--bootstrap: only {len(draws)} of {replications} replications converged")
+    draws_arr = np.array(draws)
+    result.cov = np.cov(draws_arr, rowvar=False)
+    result.se_method = f"bootstrap over markets, {len(draws)} replications"
+    if failed:
+        result.notes.append(f"{failed} of {replications} bootstrap replications did not converge (left out)")
+    return result
+
+
+__all__ = ["METHODS", "EstimationResult", "InverseModel", "bootstrap", "estimate"]
