@@ -23,3 +23,21 @@ def test_readme_python_api_example_runs(ray_session, tmp_path, capsys):
     assert (tmp_path / "ckpt" / "nashrl.json").is_file()
     out = capsys.readouterr().out
     assert "grid_nash" in out  # the comparisons were printed
+
+
+def test_readme_inverse_example_runs(tmp_path, capsys):
+    """The README's inverse-estimation example, on a panel simulated here."""
+    from nashrl.cli import main
+
+    text = Path("README.md").read_text()
+    section = text.split("## Inverse estimation", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert '"panel.parquet"' in code
+    panel = tmp_path / "panel.parquet"
+    args = ["simulate", "configs/entry_exit.yaml", "--set", "market.theta_rn=1.0", "--markets", "4000"]
+    assert main([*args, "--periods", "1", "--out", str(panel)]) == 0
+    namespace: dict = {}
+    exec(compile(code.replace('"panel.parquet"', repr(str(panel))), "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert result.converged and abs(result.params["theta_rn"] - 1.0) < 4 * result.bse["theta_rn"]
+    assert "theta_rn" in capsys.readouterr().out
