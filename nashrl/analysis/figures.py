@@ -88,6 +88,23 @@ def line_figure(
             color, style = REFERENCE_STYLES[plain % len(REFERENCE_STYLES)]
             plain += 1
         ax.axhline(r.y, color=color, ls=style, lw=1.2, label=r.label)
+    series_data = [
+        {
+            "label": s.label,
+            "x": s.x.tolist(),
+            "y": s.y.tolist(),
+            **({"low": s.low.tolist(), "high": s.high.tolist()} if s.low is not None else {}),
+        }
+        for s in drawn
+    ]
+    references_data = [{"label": r.label, "y": float(r.y)} for r in references]
+    return _finish(fig, ax, path, title, xlabel, ylabel, {"series": series_data, "references": references_data})
+
+
+def _finish(fig, ax, path: Path, title: str, xlabel: str, ylabel: str, data: dict) -> str:
+    """Label, save the PNG and its JSON data (title, axis labels and ``data``), return the Markdown line."""
+    import matplotlib.pyplot as plt
+
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -96,22 +113,9 @@ def line_figure(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    data = {
-        "title": title,
-        "xlabel": xlabel,
-        "ylabel": ylabel,
-        "series": [
-            {
-                "label": s.label,
-                "x": s.x.tolist(),
-                "y": s.y.tolist(),
-                **({"low": s.low.tolist(), "high": s.high.tolist()} if s.low is not None else {}),
-            }
-            for s in drawn
-        ],
-        "references": [{"label": r.label, "y": float(r.y)} for r in references],
-    }
-    atomic_write_text(path.with_suffix(".json"), json.dumps(data))
+    atomic_write_text(
+        path.with_suffix(".json"), json.dumps({"title": title, "xlabel": xlabel, "ylabel": ylabel, **data})
+    )
     return f"![{title}](figures/{path.name})"
 
 
@@ -136,23 +140,8 @@ def scatter_figure(
         low = min(min(s.x.min(), s.y.min()) for s in drawn)
         high = max(max(s.x.max(), s.y.max()) for s in drawn)
         ax.plot([low, high], [low, high], color="black", ls="--", lw=1, label="learned = theory")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    data = {
-        "title": title,
-        "xlabel": xlabel,
-        "ylabel": ylabel,
-        "series": [{"label": s.label, "x": s.x.tolist(), "y": s.y.tolist()} for s in drawn],
-        "diagonal": diagonal,
-    }
-    atomic_write_text(path.with_suffix(".json"), json.dumps(data))
-    return f"![{title}](figures/{path.name})"
+    series_data = [{"label": s.label, "x": s.x.tolist(), "y": s.y.tolist()} for s in drawn]
+    return _finish(fig, ax, path, title, xlabel, ylabel, {"series": series_data, "diagonal": diagonal})
 
 
 def across_runs(curves: list[tuple[np.ndarray, np.ndarray]], label: str) -> Series:
