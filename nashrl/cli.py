@@ -240,16 +240,7 @@ def cmd_estimate(args) -> int:
     from nashrl.panels import read_panel
 
     config = load_config(args.config, args.set)
-    fix = {}
-    for item in args.fix:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--fix {item}: expected NAME=VALUE")
-        try:
-            fix[name.strip()] = float(value)
-        except ValueError as err:
-            raise ConfigError(f"--fix {name}: expected a number, got {value!r}") from err
-    model = InverseModel.from_market_config(config["market"], fix)
+    model = InverseModel.from_market_config(config["market"], _fixes(args.fix))
     panel, meta = read_panel(args.panel, model.market)
     result = estimate(model, panel, method=args.method, first_stage=args.first_stage)
     truth = meta.get("true_coefficients")
@@ -268,6 +259,39 @@ def cmd_estimate(args) -> int:
     else:
         print(result.summary())
     return 0 if result.converged else 3
+
+
+def _fixes(items: list[str]) -> dict[str, float]:
+    fix = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--fix {item}: expected NAME=VALUE")
+        try:
+            fix[name.strip()] = float(value)
+        except ValueError as err:
+            raise ConfigError(f"--fix {name}: expected a number, got {value!r}") from err
+    return fix
+
+
+def cmd_montecarlo(args) -> int:
+    from nashrl.config import load_config
+    from nashrl.inverse.montecarlo import run_montecarlo
+
+    config = load_config(args.config, args.set)
+    path = run_montecarlo(
+        config,
+        args.replications,
+        args.markets,
+        args.out,
+        periods=args.periods,
+        methods=args.methods,
+        fix=_fixes(args.fix),
+        resume=args.resume,
+    )
+    print(path.read_text())
+    print(f"written to {path}")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -340,6 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--csv", help="also write the coefficient table to this CSV file")
     p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("montecarlo", help="Monte Carlo of the inverse estimators over Ray (simulate + estimate)")
+    with_config(p)
+    p.add_argument("--replications", type=_positive_int, required=True)
+    p.add_argument("--markets", type=_positive_int, required=True)
+    p.add_argument("--periods", type=_positive_int, default=1)
+    p.add_argument("--methods", nargs="+", default=None, help="default: two_step npl mle")
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--out", required=True, help="folder for replications.jsonl, montecarlo.md and .json")
+    p.add_argument("--resume", action="store_true", help="keep the replications already in --out, run the rest")
+    p.set_defaults(func=cmd_montecarlo)
 
     p = sub.add_parser("train", help="train, checkpoint and compare the greedy policy with theory")
     with_config(p)

@@ -176,3 +176,27 @@ def test_estimate_cli_writes_the_table(tmp_path, capsys):
     assert "theta_rs" not in table.index and list(table.columns)[:2] == ["estimate", "std_err"]
     assert table.loc["theta_rn", "true"] == 1.0
     assert "fixed: theta_rs = 1" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_montecarlo_runs_over_ray_resumes_and_tabulates(ray_session, tmp_path):
+    import json
+
+    from nashrl.config import load_config
+    from nashrl.inverse.montecarlo import run_montecarlo
+
+    config = load_config("configs/entry_exit.yaml", ["market.theta_rn=1.0"])
+    out = tmp_path / "mc"
+    run_montecarlo(config, 2, 1600, out, methods=["two_step"])
+    with pytest.raises(ConfigError, match="--resume"):
+        run_montecarlo(config, 3, 1600, out, methods=["two_step"])
+    path = run_montecarlo(config, 3, 1600, out, methods=["two_step"], resume=True)
+    rows = [json.loads(line) for line in (out / "replications.jsonl").read_text().splitlines()]
+    assert sorted(r["seed"] for r in rows) == [0, 1, 2]  # seeds 0, 1 kept, 2 added
+    table = json.loads((out / "montecarlo.json").read_text())["table"]["two_step"]
+    assert table["replications"] == 3 and table["converged"] + table["not_converged"] == 3
+    estimates = [r["results"]["two_step"]["params"]["theta_rs"] for r in rows]
+    c = table["coefficients"]["theta_rs"]
+    assert c["mean"] == pytest.approx(np.mean(estimates)) and c["bias"] == pytest.approx(np.mean(estimates) - 1.0)
+    assert c["mse"] == pytest.approx(c["bias"] ** 2 + np.std(estimates) ** 2)
+    assert "| theta_rn | 1 |" in path.read_text()

@@ -1,0 +1,200 @@
+r"""Monte Carlo of the inverse estimators: R replications of simulate + estimate, over Ray.
+
+``nashrl montecarlo CONFIG --replications R --markets M [--periods T] [--methods ...] --out DIR``:
+the MPE of the config's market is computed once (its first equilibrium, the data-generating
+process); replication :math:`r` simulates a panel with seed :math:`r` from the ergodic
+distribution and runs every method on it, as a Ray task (one CPU; a local Ray instance, or the
+cluster at ``RAY_ADDRESS``). Each finished replication is appended to
+``DIR/replications.jsonl`` at once, so ``--resume`` continues an interrupted run with the seeds
+still missing. ``DIR/montecarlo.md`` and ``.json`` report per method and coefficient the mean
+estimate, bias, sd and MSE (:math:`\text{bias}^2 + \text{sd}^2`, population sd) over the
+replications that converged, how many did not (left out of the moments, counted), and the mean
+wall time per estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nashrl.files import atomic_write_text, write_json
+from nashrl.markets.validation import ConfigError
+
+LOG = "replications.jsonl"
+
+
+def replicate(market_config: dict[str, Any], ccp: np.ndarray, seed: int, markets: int, periods: int, methods, fix):
+    """One replication: simulate with ``seed`` and estimate by every method (never raises: a
+    failure is recorded as not converged with its message)."""
+    from nashrl.inverse import InverseModel, estimate
+    from nashrl.panels import simulate
+    from nashrl.threads import set_thread_budget
+
+    set_thread_budget(1)
+    model = InverseModel.from_market_config(market_config, fix)
+    panel = simulate(model.market, ccp, markets=markets, periods=periods, seed=seed)
+    out = {"seed": seed, "results": {}}
+    for method in methods:
+        start = time.perf_counter()
+        try:
+            result = estimate(model, panel, method=method)
+            entry = {
+                "converged": bool(result.converged),
+                "params": result.params.to_dict(),
+                "bse": result.bse.to_dict(),
+                "iterations": result.iterations,
+            }
+        except (ConfigError, ValueError, RuntimeError, ArithmeticError) as err:
+            entry = {"converged": False, "error": f"{type(err).__name__}: {err}"}
+        entry["seconds"] = time.perf_counter() - start
+        out["results"][method] = entry
+    return out
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for k, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"--resume: {path} line {k + 1} is not JSON ({err}); move it away to start afresh"
+            ) from err
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]], truth: dict[str, float], methods: list[str]) -> dict[str, Any]:
+    """Per method and coefficient: mean, bias, sd, MSE over converged replications; counts and time."""
+    table: dict[str, Any] = {}
+    for method in methods:
+        entries = [r["results"][method] for r in rows if method in r["results"]]
+        ok = [e for e in entries if e["converged"]]
+        coefficients = {}
+        for name, true in truth.items():
+            x = np.array([e["params"][name] for e in ok if name in e["params"]])
+            if len(x) == 0:
+                continue
+            bias, sd = float(x.mean() - true), float(x.std())
+            se = [e["bse"][name] for e in ok if name in e["bse"]]
+            coefficients[name] = {
+                "truth": true,
+                "mean": float(x.mean()),
+                "bias": bias,
+                "sd": sd,
+                "mse": bias**2 + sd**2,
+                "mean_se": float(np.mean(se)) if se else None,
+            }
+        table[method] = {
+            "replications": len(entries),
+            "converged": len(ok),
+            "not_converged": len(entries) - len(ok),
+            "mean_seconds": float(np.mean([e["seconds"] for e in entries])) if entries else None,
+            "coefficients": coefficients,
+        }
+    return table
+
+
+def markdown(title: str, table: dict[str, Any]) -> str:
+    lines = [f"# {title}", ""]
+    for method, t in table.items():
+        lines += [
+            f"## {method}: {t['converged']} of {t['replications']} replications converged, "
+            f"{t['mean_seconds']:.2f} s per estimate",
+            "",
+            "| coefficient | truth | mean | bias | sd | MSE | mean SE |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, c in t["coefficients"].items():
+            se = "-" if c["mean_se"] is None else f"{c['mean_se']:.3f}"
+            cells = [
+                f"{c['truth']:g}",
+                f"{c['mean']:.3f}",
+                f"{c['bias']:+.3f}",
+                f"{c['sd']:.3f}",
+                f"{c['mse']:.4f}",
+                se,
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_montecarlo(
+    config: dict[str, Any],
+    replications: int,
+    markets: int,
+    out_dir: str | Path,
+    periods: int = 1,
+    methods: list[str] | None = None,
+    fix: dict[str, float] | None = None,
+    resume: bool = False,
+) -> Path:
+    import ray
+
+    from nashrl.inverse import METHODS, InverseModel
+    from nashrl.ray_session import init_ray
+    from nashrl.theory.ccp import cached_mpe
+
+    methods = list(methods or METHODS)
+    for method in methods:
+        if method not in METHODS:
+            raise ConfigError(f"--methods: expected some of {list(METHODS)}, got {method!r}")
+    if replications < 1 or markets < 2 or periods < 1:
+        got = f"{replications}, {markets}, {periods}"
+        raise ConfigError(f"montecarlo: expected replications >= 1, markets >= 2, periods >= 1; got {got}")
+    model = InverseModel.from_market_config(config["market"], fix)  # before Ray: bad configs fail fast
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / LOG
+    if log.exists() and not resume:
+        raise ConfigError(f"--out: {out} already holds a Monte Carlo ({LOG}); use --resume or another folder")
+    rows = read_log(log) if resume else []
+    done = {r["seed"] for r in rows}
+    todo = [s for s in range(replications) if s not in done]
+    ccp = cached_mpe(model.market)["equilibria"][0].ccp
+    started = time.perf_counter()
+    if todo:
+        init_ray(config)
+        task = ray.remote(num_cpus=1)(replicate)
+        pending = [task.remote(dict(config["market"]), ccp, s, markets, periods, methods, fix) for s in todo]
+        with open(log, "a", encoding="utf-8") as handle:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                row = ray.get(ready[0])
+                handle.write(json.dumps(row) + "\n")
+                handle.flush()
+                rows.append(row)
+    truth = {n: model.market.coefficients()[n] for n in model.free}
+    table = summarize(rows, truth, methods)
+    meta = {
+        "market": config["market"],
+        "replications": len(rows),
+        "markets": markets,
+        "periods": periods,
+        "fixed": model.fixed,
+        "wall_seconds_this_run": time.perf_counter() - started,
+        "ray_cpus": _cluster_cpus(),
+    }
+    write_json(out / "montecarlo.json", {**meta, "table": table})
+    settings = ", ".join(f"{k}={v}" for k, v in config["market"].items() if k != "type")
+    title = (
+        f"Monte Carlo: {config['market'].get('type')} ({settings}), {markets} markets x {periods} periods, "
+        f"{len(rows)} replications"
+    )
+    path = out / "montecarlo.md"
+    atomic_write_text(path, markdown(title, table))
+    return path
+
+
+def _cluster_cpus() -> float | None:
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 0)) if ray.is_initialized() else None
