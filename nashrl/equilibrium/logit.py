@@ -128,7 +128,9 @@ def logit_equilibrium(
     ``temperature`` (the shock scale sigma > 0), on the principal branch (see the module).
     ``backend``: ``"auto"`` follows the path in compiled code for CPU tensors
     (:mod:`~nashrl.equilibrium._logit_numba`) and in torch on other devices, ``"torch"`` or
-    ``"numba"`` force one; games the path leaves above ``tol`` are polished by Newton's method."""
+    ``"numba"`` force one (the fast pass: damped iteration along the path, then Newton at the
+    target); games it leaves above ``tol`` get a careful pass with Newton's method at every step
+    of the path."""
     if not (isinstance(temperature, (int, float)) and temperature > 0 and temperature < float("inf")):
         raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
     if backend not in ("auto", "torch", "numba"):
@@ -141,11 +143,23 @@ def logit_equilibrium(
     first = min(target, 0.1 / float(scale.max()))  # near-uniform play is the equilibrium there
     lambdas = torch.logspace(torch.log10(torch.tensor(first)), torch.log10(torch.tensor(target)), path_steps)
     if backend == "numba" or (backend == "auto" and payoffs.device.type == "cpu"):
-        return _numba_path(payoffs, lambdas, temperature, tol, max_iter)
-    strategies = [payoffs.new_full((payoffs.shape[0], n), 1.0 / n) for n in payoffs.shape[2:]]
-    for lam in lambdas.tolist()[:-1]:  # along the path damped iteration only: staying on the branch is enough
-        strategies, _ = _iterate(payoffs, strategies, 1.0 / lam, max(tol, 1e-6), 40)
-    return _solve_at(payoffs, strategies, temperature, tol, max_iter)
+        strategies, residual = _numba_path(payoffs, lambdas, temperature, tol, max_iter)
+    else:
+        strategies = [payoffs.new_full((payoffs.shape[0], n), 1.0 / n) for n in payoffs.shape[2:]]
+        for lam in lambdas.tolist()[:-1]:  # fast pass: damped iteration along the path
+            strategies, _ = _iterate(payoffs, strategies, 1.0 / lam, max(tol, 1e-6), 40)
+        strategies, residual = _solve_at(payoffs, strategies, temperature, tol, max_iter)
+    left = torch.nonzero(residual > tol).squeeze(1)
+    if len(left):  # careful pass for the games the fast one lost: Newton at every step of the path
+        careful = [payoffs.new_full((len(left), n), 1.0 / n) for n in payoffs.shape[2:]]
+        for lam in lambdas.tolist()[:-1]:
+            careful, _ = _solve_at(payoffs[left], careful, 1.0 / lam, max(tol, 1e-8), max_iter // 10)
+        careful, res = _solve_at(payoffs[left], careful, temperature, tol, max_iter)
+        better = res < residual[left]
+        for s, c in zip(strategies, careful):
+            s[left[better]] = c[better]
+        residual[left[better]] = res[better]
+    return strategies, residual
 
 
 def _numba_path(payoffs, lambdas, temperature, tol, max_iter):
