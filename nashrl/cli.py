@@ -249,8 +249,12 @@ def cmd_estimate(args) -> int:
     if args.bootstrap:
         result = bootstrap(result, model, panel, args.bootstrap, seed=args.seed, first_stage=args.first_stage)
     if args.csv:
+        from pathlib import Path
+
         from nashrl.files import atomic_write
 
+        if not Path(args.csv).parent.is_dir():
+            raise ConfigError(f"--csv: no folder {str(Path(args.csv).parent)!r}")
         with atomic_write(args.csv) as handle:
             result.table().to_csv(handle)
     if args.json:

@@ -146,6 +146,8 @@ def write_panel(panel: pd.DataFrame, path: str | Path, metadata: dict[str, Any])
     import pyarrow.parquet as pq
 
     path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"--out: no folder {str(path.parent)!r} to write {path.name!r} into")
     meta = {"panel_version": PANEL_VERSION, **metadata}
     text = json.dumps(meta, default=float)
     if path.suffix == ".parquet":

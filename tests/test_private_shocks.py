@@ -380,6 +380,9 @@ def test_simulate_and_theory_cli(tmp_path, capsys):
     )
     assert "mpe:9 but 5 MPE found" in capsys.readouterr().err
     assert not (tmp_path / "q.csv").exists()
+    bad_out = str(tmp_path / "missing" / "p.csv")
+    assert main(["simulate", "configs/psd_entry.yaml", "--markets", "5", "--periods", "2", "--out", bad_out]) == 2
+    assert "--out: no folder" in capsys.readouterr().err
 
 
 def test_numba_and_torch_logit_paths_agree():

@@ -152,6 +152,8 @@ def run_montecarlo(
         raise ConfigError(f"montecarlo: expected replications >= 1, markets >= 2, periods >= 1; got {got}")
     model = InverseModel.from_market_config(config["market"], fix)  # before Ray: bad configs fail fast
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {str(out)!r} is a file; expected a folder")
     out.mkdir(parents=True, exist_ok=True)
     log = out / LOG
     if log.exists() and not resume:
