@@ -241,12 +241,9 @@ def cmd_estimate(args) -> int:
 
     config = load_config(args.config, args.set)
     model = InverseModel.from_market_config(config["market"], _fixes(args.fix))
-    panel, meta = read_panel(args.panel, model.market)
-    result = estimate(model, panel, method=args.method, first_stage=args.first_stage)
-    truth = meta.get("true_coefficients")
-    if truth:
-        result.truth = {k: truth[k] for k in model.free if k in truth}
+    result = estimate(model, args.panel, method=args.method, first_stage=args.first_stage)
     if args.bootstrap:
+        panel, _ = read_panel(args.panel, model.market)
         result = bootstrap(result, model, panel, args.bootstrap, seed=args.seed, first_stage=args.first_stage)
     if args.csv:
         from pathlib import Path

@@ -1,6 +1,8 @@
 """Inverse estimation: recovery of the profit coefficients from simulated panels, standard errors,
 NPL's fixed point, and refusals of data that cannot identify them."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -154,21 +156,8 @@ def test_estimate_cli_writes_the_table(tmp_path, capsys):
         == 0
     )
     out = tmp_path / "est.csv"
-    code = main(
-        [
-            "estimate",
-            "configs/entry_exit.yaml",
-            str(panel),
-            "--method",
-            "two_step",
-            "--set",
-            "market.theta_rn=1.0",
-            "--fix",
-            "theta_rs=1.0",
-            "--csv",
-            str(out),
-        ]
-    )
+    base = ["estimate", "configs/entry_exit.yaml", str(panel), "--method", "two_step", "--set", "market.theta_rn=1.0"]
+    code = main([*base, "--fix", "theta_rs=1.0", "--csv", str(out)])
     assert code == 0
     import pandas as pd
 
@@ -176,6 +165,13 @@ def test_estimate_cli_writes_the_table(tmp_path, capsys):
     assert "theta_rs" not in table.index and list(table.columns)[:2] == ["estimate", "std_err"]
     assert table.loc["theta_rn", "true"] == 1.0
     assert "fixed: theta_rs = 1" in capsys.readouterr().out
+    # --bootstrap: standard errors from markets resampled B times (here 3)
+    code = main([*base, "--bootstrap", "3", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["se_method"] == "bootstrap over markets, 3 replications"
+    assert all(c["std_err"] > 0 for c in out["coefficients"])
+    assert next(c for c in out["coefficients"] if c["coefficient"] == "theta_rn")["true"] == 1.0
 
 
 @pytest.mark.slow

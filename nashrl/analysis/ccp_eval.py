@@ -32,7 +32,7 @@ def policy_ccps(policy, market, draws: int = 4000, seed: int = 0) -> tuple[np.nd
     states = market.state_array()
     public = np.stack([market.observe(s) for s in states]).astype(np.float32)
     if hasattr(policy, "choice_probabilities"):
-        return np.stack([p for p in policy.choice_probabilities(public)]), "exact"
+        return np.stack(policy.choice_probabilities(public)), "exact"
     rng = np.random.default_rng(seed)
     shocks = (market.draw_shocks(rng, (draws,)) / market.reward_scale).astype(np.float32)  # [D, A]
     obs = np.concatenate([np.repeat(public, draws, 0), np.tile(shocks, (len(states), 1))], 1)

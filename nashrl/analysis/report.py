@@ -102,13 +102,14 @@ def print_evaluation(result: dict[str, Any]) -> None:
         )
 
 
-def _ccp_figure(policy, market, figures: Path) -> list[str]:
-    """Every firm's learned probability of each action > 0 at every state against the closest MPE's."""
-    from nashrl.analysis.ccp_eval import closest_mpe, policy_ccps
+def _ccp_figure(ev: dict[str, Any], market, figures: Path) -> list[str]:
+    """Every firm's learned probability of each action > 0 at every state (from the evaluation
+    ``ev``, not computed again) against the closest MPE's."""
+    from nashrl.theory.ccp import cached_mpe
 
-    learned, how = policy_ccps(policy, market)
-    eq, _ = closest_mpe(market, learned)
-    series = [Series(f"firm {i}", eq.ccp[i, :, 1:].sum(-1), learned[i, :, 1:].sum(-1)) for i in range(market.n_firms)]
+    eq = cached_mpe(market)["equilibria"][ev["mpe_closest_equilibrium"]]
+    learned, how = ev["learned_prob_active"], ev["ccp_estimate"]
+    series = [Series(f"firm {i}", eq.ccp[i, :, 1:].sum(-1), learned[i]) for i in range(market.n_firms)]
     image = scatter_figure(
         figures / "ccp_vs_mpe.png",
         f"probability of being active, every state ({how.split(',')[0]})",
@@ -383,10 +384,10 @@ def _policy_figures(summary: dict[str, Any], figures: Path) -> list[str]:
         return []
     config, _ = experiment_of(checkpoint)
     market = make_market(config["market"])
-    policy = load_policy(checkpoint, config)
     ev = summary["evaluation"]
-    if market.private_shocks:
-        return _ccp_figure(policy, market, figures) if "mpe_note" not in ev else []
+    if market.private_shocks:  # the evaluation already holds the learned CCPs
+        return _ccp_figure(ev, market, figures) if "mpe_note" not in ev else []
+    policy = load_policy(checkpoint, config)
     start, seed = summary.get("final_state"), config["run"]["seed"]
     path = play(policy, market, 40, seed, start_state=start)
     values = market.action_values(path["actions"])

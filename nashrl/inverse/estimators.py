@@ -55,7 +55,7 @@ import torch
 from nashrl.inverse.first_stage import first_stage
 from nashrl.inverse.model import InverseModel
 from nashrl.markets.validation import ConfigError
-from nashrl.theory.ccp import FIXED_POINT_TOL, PROB_FLOOR, _full, iterate, newton
+from nashrl.theory.ccp import FIXED_POINT_TOL, PROB_FLOOR, _full, iterate, newton, residual_vector
 
 METHODS = ("two_step", "npl", "mle")
 
@@ -64,14 +64,10 @@ def choice_index(model: InverseModel, ccp: torch.Tensor) -> tuple[torch.Tensor, 
     """``(Z~ [N, S, A, K], e~ [N, S, A])`` with choice values ``Z~ theta + e~`` given CCPs ``ccp``."""
     game = model.game
     joint = game.joint(ccp)  # [S, J]
-    system = torch.eye(game.n_states, dtype=joint.dtype) - game.beta * game.transition(joint)
     features = model.free_features()  # [S, J, N, K]
     offset = model.fixed_profits()  # [S, J, N]
-    s, _, n, k = features.shape
-    z_bar = torch.einsum("sj,sjnk->snk", joint, features)
-    o_bar = torch.einsum("sj,sjn->sn", joint, offset) + game.expected_shock(ccp).T
-    w_z = torch.linalg.solve(system, z_bar.reshape(s, n * k)).reshape(s, n, k)
-    w_o = torch.linalg.solve(system, o_bar)
+    w_z = game.discounted(joint, torch.einsum("sj,sjnk->snk", joint, features))
+    w_o = game.discounted(joint, torch.einsum("sj,sjn->sn", joint, offset) + game.expected_shock(ccp).T)
     z_tilde = game.contract(ccp, features + game.beta * game.expected_next(w_z))
     e_tilde = game.contract(ccp, offset + game.beta * game.expected_next(w_o))
     return z_tilde, e_tilde
@@ -190,8 +186,7 @@ class _NestedLikelihood:
         self.failures = 0
 
     def _residual(self, free: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        full = _full(self.model.game, free.view(self.shape))
-        return (full - self.model.game_at(theta).psi(full))[..., 1:].reshape(-1)
+        return residual_vector(self.model.game_at(theta), free, self.shape)
 
     def equilibrium(self, theta: torch.Tensor) -> torch.Tensor | None:
         """``P*(theta)`` by Newton from the last equilibrium; if that fails, from a few damped

@@ -20,8 +20,8 @@ shocks). An MPE is a fixed point :math:`P = \Psi(P)`.
 
 :func:`solve_mpe` finds them from several starting points by fixed-point iteration
 (best-response iteration: it converges only to equilibria that are stable under it) and by
-Newton's method on :math:`P - \Psi(P) = 0` (Jacobian by ``torch.func``; finds unstable ones
-too), and keeps every distinct equilibrium with :math:`\max |P - \Psi(P)| \le 10^{-10}`.
+Newton's method on :math:`P - \Psi(P) = 0` (Newton-Krylov, Jacobian-free; finds unstable
+ones too), and keeps every distinct equilibrium with :math:`\max |P - \Psi(P)| \le 10^{-10}`.
 :func:`equilibrium_statistics` gives the statistics Aguirregabiria and Mira report for their
 design, from the ergodic distribution of the equilibrium's Markov chain.
 """
@@ -105,16 +105,20 @@ class CCPGame:
         p = ccp.clamp_min(PROB_FLOOR)
         if self.shock == "gumbel":
             return -self.sigma * (p * torch.log(p)).sum(-1)
-        normal = torch.distributions.Normal(torch.zeros((), dtype=p.dtype), torch.ones((), dtype=p.dtype))
-        q = normal.icdf(p[..., 1].clamp(PROB_FLOOR, 1 - PROB_FLOOR))
-        return self.difference_scale * torch.exp(normal.log_prob(q))
+        q = torch.special.ndtri(p[..., 1].clamp(PROB_FLOOR, 1 - PROB_FLOOR))
+        return self.difference_scale * _normal_pdf(q)
+
+    def discounted(self, joint: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
+        """:math:`(I - \\beta F^P)^{-1}` ``flows`` ``[S, ...]``: expected discounted sums of per-state
+        flows when joint actions are drawn from ``joint`` ``[S, J]``."""
+        system = torch.eye(self.n_states, dtype=flows.dtype) - self.beta * self.transition(joint)
+        return torch.linalg.solve(system, flows.reshape(self.n_states, -1)).reshape(flows.shape)
 
     def values(self, ccp: torch.Tensor) -> torch.Tensor:
         """``[S, N]`` each firm's expected discounted payoff (shocks included) when all play ``ccp``."""
         joint = self.joint(ccp)
         flow = torch.einsum("sj,sjn->sn", joint, self.profits) + self.expected_shock(ccp).T
-        system = torch.eye(self.n_states, dtype=flow.dtype) - self.beta * self.transition(joint)
-        return torch.linalg.solve(system, flow)
+        return self.discounted(joint, flow)
 
     def expected_next(self, values: torch.Tensor) -> torch.Tensor:
         """``[S, J, N, ...]``: :math:`E[V(x') \\mid x, a] = \\sum_{z'} \\Pi(z, z') V(z', a)` of
@@ -146,10 +150,7 @@ class CCPGame:
         """Choice probabilities of ``choice_values`` ``[..., A]``: logit or (binary) probit."""
         if self.shock == "gumbel":
             return torch.softmax(choice_values / self.sigma, dim=-1)
-        normal = torch.distributions.Normal(
-            torch.zeros((), dtype=choice_values.dtype), torch.ones((), dtype=choice_values.dtype)
-        )
-        p1 = normal.cdf((choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale)
+        p1 = torch.special.ndtr((choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale)
         return torch.stack([1 - p1, p1], -1)
 
     def log_response(self, choice_values: torch.Tensor) -> torch.Tensor:
@@ -170,17 +171,28 @@ class CCPGame:
         """:math:`E \\max_a [v(a) + \\varepsilon(a)]` for choice values ``[..., A]`` (mean-zero shocks)."""
         if self.shock == "gumbel":
             return self.sigma * torch.logsumexp(choice_values / self.sigma, dim=-1)
-        normal = torch.distributions.Normal(
-            torch.zeros((), dtype=choice_values.dtype), torch.ones((), dtype=choice_values.dtype)
-        )
         d = (choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale
-        return choice_values[..., 0] + self.difference_scale * (d * normal.cdf(d) + torch.exp(normal.log_prob(d)))
+        return choice_values[..., 0] + self.difference_scale * (d * torch.special.ndtr(d) + _normal_pdf(d))
+
+
+def _normal_pdf(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-0.5 * x**2) / math.sqrt(2.0 * math.pi)
 
 
 def _full(game: CCPGame, free: torch.Tensor) -> torch.Tensor:
     """CCPs ``[N, S, A]`` from the free probabilities of actions 1..A-1 ``[N, S, A-1]``."""
     free = free.clamp(PROB_FLOOR, 1 - PROB_FLOOR)
     return torch.cat([(1 - free.sum(-1, keepdim=True)).clamp_min(PROB_FLOOR), free], -1)
+
+
+#: Below this many free CCPs a stalled Newton-Krylov solve is retried with a dense Jacobian.
+SMALL_DENSE = 200
+
+
+def residual_vector(game: CCPGame, free: torch.Tensor, shape) -> torch.Tensor:
+    """``P - Psi(P)`` in the free CCPs ``free`` (flat), the equation Newton solves."""
+    full = _full(game, free.view(shape))
+    return (full - game.psi(full))[..., 1:].reshape(-1)
 
 
 def iterate(
@@ -211,7 +223,7 @@ def newton(
     shape = ccp[..., 1:].shape
 
     def f(x: np.ndarray) -> np.ndarray:
-        return _residual_torch(game, torch.as_tensor(x, dtype=torch.float64), shape).numpy()
+        return residual_vector(game, torch.as_tensor(x, dtype=torch.float64), shape).numpy()
 
     x0 = ccp[..., 1:].reshape(-1).numpy()
     try:
@@ -226,22 +238,13 @@ def newton(
         # Small games: Levenberg-Marquardt with the exact Jacobian where Krylov stalled.
         def jacobian(v: np.ndarray) -> np.ndarray:
             t = torch.as_tensor(v, dtype=torch.float64)
-            return torch.func.jacrev(lambda u: _residual_torch(game, u, shape))(t).numpy()
+            return torch.func.jacrev(lambda u: residual_vector(game, u, shape))(t).numpy()
 
         with np.errstate(all="ignore"):
             result = scipy.optimize.root(f, x0, jac=jacobian, method="lm", options={"xtol": 1e-15, "ftol": 1e-15})
         if np.isfinite(result.x).all() and np.abs(f(result.x)).max() < np.abs(f(x)).max():
             x, steps = result.x, steps + int(result.get("nfev", 0))
     return _full(game, torch.as_tensor(x, dtype=torch.float64).view(shape)), steps
-
-
-#: Below this many free CCPs a stalled Newton-Krylov solve is retried with a dense Jacobian.
-SMALL_DENSE = 200
-
-
-def _residual_torch(game: CCPGame, free: torch.Tensor, shape) -> torch.Tensor:
-    full = _full(game, free.view(shape))
-    return (full - game.psi(full))[..., 1:].reshape(-1)
 
 
 def starting_points(game: CCPGame, n_random: int, seed: int) -> list[tuple[str, torch.Tensor]]:
@@ -343,12 +346,12 @@ def stationary(transition: torch.Tensor) -> torch.Tensor:
     return mu / mu.sum()
 
 
-def equilibrium_statistics(game: CCPGame, market, ccp: np.ndarray) -> dict[str, Any]:
+def equilibrium_statistics(game: CCPGame, market, ccp: np.ndarray) -> tuple[dict[str, Any], torch.Tensor]:
     """Aguirregabiria-Mira's statistics of an equilibrium, from its ergodic distribution: number of
     active firms (mean, sd, AR(1) coefficient), entries and exits per market-period (means),
     excess turnover :math:`E[\\text{entries} + \\text{exits} - |\\text{entries} - \\text{exits}|]`,
     the correlation of entries and exits, and each firm's probability of being active
-    ("active": any action but 0)."""
+    ("active": any action but 0). Returns ``(statistics, ergodic distribution [S])``."""
     p = torch.as_tensor(ccp, dtype=torch.float64)
     joint = game.joint(p)  # [S, J]
     mu = stationary(game.transition(joint))
