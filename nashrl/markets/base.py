@@ -99,6 +99,28 @@ class MarketEnv(ParallelEnv):
     def observe(self, state: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    # ----- the same for K copies at once (VectorMarket); a market with array code overrides these -----
+    def initial_states(self, rng: np.random.Generator, copies: int) -> np.ndarray:
+        """``[K, ...]`` initial states of ``copies`` independent markets."""
+        return np.stack([self.initial_state(rng) for _ in range(copies)])
+
+    def transitions(self, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Next states ``[K, ...]`` of states ``[K, ...]`` after joint actions ``[K, N]``."""
+        return np.stack([self.transition(s, a, rng) for s, a in zip(states, actions)])
+
+    def profits_at(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Profits ``[K, N]`` of joint actions ``[K, N]``, copy ``k`` at ``states[k]``."""
+        return np.stack([self.stage_profits(s, a[None])[0] for s, a in zip(states, actions)])
+
+    def observe_all(self, states: np.ndarray) -> np.ndarray:
+        """Public observations ``[K, observation_size]`` of states ``[K, ...]``."""
+        return np.stack([self.observe(s) for s in states])
+
+    def _own(self, owner: type, *names: str) -> bool:
+        """True when this market's class inherits ``names`` from ``owner`` unchanged (so that
+        ``owner``'s array code for K copies describes it, not a subclass's own dynamics)."""
+        return all(getattr(type(self), n) is getattr(owner, n) for n in names)
+
     # ----- derived -----
     @property
     def action_sizes(self) -> tuple[int, ...]:
@@ -228,14 +250,33 @@ class RepeatedGameMarket(MarketEnv):
         return np.stack([rng.integers(0, n, size=self.memory) for n in self.action_sizes], axis=1)
 
     def transition(self, state: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.shift_memory(np.asarray(state)[None], np.asarray(actions)[None])[0]
+
+    def shift_memory(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """States ``[K, memory, N]`` after joint actions ``[K, N]``: drop the oldest period, append these."""
         if self.memory == 0:
-            return state
-        return np.concatenate([state[1:], actions[None]], axis=0)
+            return states
+        return np.concatenate([states[:, 1:], actions[:, None]], axis=1)
+
+    def transitions(self, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self._own(RepeatedGameMarket, "transition"):
+            return super().transitions(states, actions, rng)
+        return self.shift_memory(states, actions)
+
+    def profits_at(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        if not self._own(RepeatedGameMarket, "stage_profits"):
+            return super().profits_at(states, actions)
+        return self.price_or_quantity_profits(self.action_values(actions))
+
+    def observe_all(self, states: np.ndarray) -> np.ndarray:
+        if not self._own(RepeatedGameMarket, "observe", "observe_past"):
+            return super().observe_all(states)
+        return self.observe_past(states) if self.memory > 0 else np.zeros((len(states), 1))
 
     def observe_past(self, past: np.ndarray) -> np.ndarray:
-        """Past action indices ``[memory, N]`` scaled to ``[0, 1]`` and flattened (empty for memory 0)."""
+        """Past action indices ``[..., memory, N]`` scaled to ``[0, 1]``, each ``[memory, N]`` flattened."""
         denom = np.maximum(np.array(self.action_sizes) - 1, 1)
-        return (past / denom).ravel()
+        return (past / denom).reshape(*past.shape[:-2], -1)
 
     def observe(self, state: np.ndarray) -> np.ndarray:
         return self.observe_past(state) if self.memory > 0 else np.zeros(1)

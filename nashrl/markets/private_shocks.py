@@ -160,23 +160,38 @@ class PrivateShockMarket(MarketEnv):
         return -np.inf, np.inf  # the shocks are unbounded
 
     def initial_state(self, rng: np.random.Generator) -> np.ndarray:
+        return self.initial_states(rng, 1)[0]
+
+    def initial_states(self, rng: np.random.Generator, copies: int) -> np.ndarray:
         if isinstance(self.initial, str):
-            z = rng.integers(0, self.n_exo)
-            return np.concatenate([[z], rng.integers(0, self.n_actions, size=self.n_firms)]).astype(np.int64)
-        return self.initial.astype(np.int64).copy()
+            z = rng.integers(0, self.n_exo, size=(copies, 1))
+            return np.concatenate([z, rng.integers(0, self.n_actions, size=(copies, self.n_firms))], 1).astype(np.int64)
+        return np.tile(self.initial.astype(np.int64), (copies, 1))
 
     def transition(self, state: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        z = rng.choice(self.n_exo, p=self.exo_transition[int(state[0])])
-        return np.concatenate([[z], np.asarray(actions, dtype=np.int64)])
+        return self.transitions(np.asarray(state)[None], np.asarray(actions)[None], rng)[0]
+
+    def transitions(self, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``z' ~ Pi(z, .)`` by inverse CDF (one uniform per copy); last actions become ``actions``."""
+        cumulative = np.cumsum(self.exo_transition[states[:, 0].astype(np.int64)], axis=1)
+        u = rng.random(len(states))[:, None] * cumulative[:, -1:]
+        z = np.minimum((u >= cumulative).sum(1), self.n_exo - 1)
+        return np.column_stack([z, np.asarray(actions, dtype=np.int64)])
 
     def stage_profits(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         state = np.asarray(state)
         return self.flow_profits(state[..., 0], state[..., 1:], np.asarray(actions))
 
+    def profits_at(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return self.stage_profits(states, actions)  # flow_profits broadcasts over copies
+
     def observe(self, state: np.ndarray) -> np.ndarray:
+        return self.observe_all(np.asarray(state)[None])[0]
+
+    def observe_all(self, states: np.ndarray) -> np.ndarray:
         """The public observation: ``z / (Z - 1)`` and last actions ``/ (A - 1)``."""
-        state = np.asarray(state, dtype=float)
-        return np.concatenate([[state[0] / max(self.n_exo - 1, 1)], state[1:] / (self.n_actions - 1)])
+        states = np.asarray(states, dtype=float)
+        return np.column_stack([states[:, 0] / max(self.n_exo - 1, 1), states[:, 1:] / (self.n_actions - 1)])
 
     def draw_shocks(self, rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
         """Shocks of shape ``size + (A,)`` in money (mean zero), see the module doc."""
