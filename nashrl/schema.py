@@ -105,6 +105,7 @@ class NashQSettings(Section):
     updates_per_iteration: Count | None = None
     td_error_loss_fn: Literal["huber", "mse"] | None = None
     store_buffer_in_checkpoints: bool | Literal["auto"] | None = Field(None, description="true, false or 'auto'")
+    sampler: Literal["vector", "episodes"] | None = None
     lr: schedule(positive=True) | None = Field(None, description=describe(positive=True))
     gamma: Discount | None = None
     train_batch_size: Count | None = None

@@ -29,6 +29,7 @@ BASE = {"market": {"type": "cournot", "memory": 0}, "algorithm": {"name": "nash_
         ({"algorithm": {"name": "nash_q", "gamma": 1.5}}, "algorithm.gamma"),
         ({"algorithm": {"name": "nash_q", "epsilon": [[10, 1.0], [5, 0.1]]}}, "algorithm.epsilon"),
         ({"algorithm": {"name": "nash_q", "tau": 0}}, "algorithm.tau"),
+        ({"algorithm": {"name": "nash_q", "sampler": "fast"}}, "algorithm.sampler"),
         ({"algorithm": {"name": "dqn", "hiddens": "big"}}, "algorithm.hiddens"),
         ({"algorithm": {"name": "dqn", "alpha": 0.1}}, "algorithm.alpha"),
         ({"algorithm": {"name": "tabular_q", "alpha": 2}}, "algorithm.alpha"),

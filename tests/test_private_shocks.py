@@ -202,6 +202,7 @@ def test_soft_nash_q_target_on_a_hand_computed_case():
         q_values=lambda obs: q.float(),
         solve_stage_games=lambda game: cache(game),
         logit_temperature=tau,
+        public_size=1,
     )
     from ray.rllib.core.columns import Columns
 

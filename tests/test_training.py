@@ -66,10 +66,12 @@ def test_registered_envs_build_through_rllib(ray_session):
         assert set(rewards) == set(env.possible_agents) and "__all__" in truncs
 
 
-def test_nash_q_end_to_end_learns_cournot_nash(ray_session, tmp_path):
+@pytest.mark.parametrize("sampler", ["vector", "episodes"])
+def test_nash_q_end_to_end_learns_cournot_nash(ray_session, tmp_path, sampler):
+    """Both samplers: the vectorised market copies (default) and RLlib's episode runner."""
     from nashrl.train import run_training
 
-    summary = run_training(small_config(tmp_path, NASH_Q, env_steps=3000), quiet=True)
+    summary = run_training(small_config(tmp_path, {**NASH_Q, "sampler": sampler}, env_steps=3000), quiet=True)
     metrics = summary["final_metrics"]
     assert metrics["env_steps"] >= 3000
     assert np.isfinite(metrics["nash_q/td_loss"]) and metrics["nash_q/solver_unsolved"] == 0

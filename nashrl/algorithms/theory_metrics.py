@@ -27,11 +27,16 @@ def eval_spec(config) -> dict[str, int]:
 
 
 def market_state(runner) -> list | None:
-    """The current market state of an env runner's first env copy (None when it has no env)."""
+    """The current market state of an env runner's first env copy (None when it has no env or
+    has not played yet)."""
+    vector = getattr(runner, "vector", None)  # the vectorised runner's copies
+    if vector is not None:
+        return None if vector.states is None else np.asarray(vector.states[0]).tolist()
     try:
-        return np.asarray(runner.env.envs[0].unwrapped.market.state_).tolist()
+        state = runner.env.envs[0].unwrapped.market.state_
     except AttributeError:
         return None
+    return None if state is None else np.asarray(state).tolist()
 
 
 def final_state(algorithm) -> list | None:

@@ -41,22 +41,34 @@ so these targets are backward induction and what is learned is subgame perfect.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import time
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import torch
+from ray.rllib.core import ALL_MODULES
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.core.rl_module.apis import TargetNetworkAPI
-from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+from ray.rllib.utils.metrics import (
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_ENV_STEPS_TRAINED,
+    NUM_ENV_STEPS_TRAINED_LIFETIME,
+    NUM_MODULE_STEPS_TRAINED,
+    NUM_MODULE_STEPS_TRAINED_LIFETIME,
+)
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from nashrl.algorithms.nash_q.module import Q_JOINT
-from nashrl.algorithms.nash_q.replay import OWN_SHOCKS
+from nashrl.algorithms.nash_q.replay import OWN_SHOCKS, TRAIN_COLUMNS
 
 TD_LOSS = "td_loss"
+#: Batch column of precomputed equilibrium targets y [B, N] (see NashQTorchLearner.learn).
+TARGETS = "nash_q_targets"
 #: Rows of the batch on which an update's Q-values are checked to be finite.
 PROBE_ROWS = 32
 
@@ -69,6 +81,27 @@ def joint_index(actions: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
     return flat
 
 
+def distinct_rows(x: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, inverse)`` with ``rows[inverse] == x``: the distinct rows of ``x`` ``[B, D]``.
+
+    Rows are told apart by a projection on random ``weights`` (a 1-D sort, much faster than
+    ``torch.unique(dim=0)``); the result is checked exactly and, in the measure-zero event of a
+    collision, computed by ``torch.unique(dim=0)`` instead."""
+    if x.shape[0] <= 1:
+        return x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    if weights is None:
+        generator = torch.Generator(device="cpu").manual_seed(0x5EED)
+        weights = torch.rand(x.shape[1], generator=generator, dtype=torch.float64) + 0.5
+    keys = x.double().flatten(1) @ weights.to(device=x.device, dtype=torch.float64)
+    _, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.empty(int(inverse.max()) + 1, dtype=torch.long, device=x.device)
+    first.scatter_(0, inverse, torch.arange(x.shape[0], device=x.device))
+    rows = x[first]
+    if not torch.equal(rows[inverse], x):
+        return torch.unique(x, dim=0, return_inverse=True)
+    return rows, inverse
+
+
 def shock_rent(strategies: list[torch.Tensor]) -> torch.Tensor:
     """``[B, N]`` entropy :math:`H(\\sigma_i) = -\\sum_a \\sigma_i(a) \\ln \\sigma_i(a)` of each
     firm's strategy: times the shock scale, the expected (centred) extreme-value shock of the
@@ -77,9 +110,23 @@ def shock_rent(strategies: list[torch.Tensor]) -> torch.Tensor:
 
 
 class NashQTorchLearner(TorchLearner):
+    def configure_optimizers_for_module(self, module_id: str, config=None) -> None:
+        """Adam, as RLlib's default, in its fused kernel where the device has one (CPU, CUDA)."""
+        module = self._module[module_id]
+        params = self.get_parameters(module)
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer=torch.optim.Adam(params, fused=True),
+            params=params,
+            lr_or_lr_schedule=config.lr,
+        )
+
     def build(self) -> None:
         super().build()
         self._probe: dict[str, torch.Tensor] = {}
+        # Per minibatch / per target computation, logged once per update call (_log_stats).
+        self._td_stats: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self._solver_stats: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._last_target_update = defaultdict(int)
         self.module.foreach_module(
             lambda mid, mod: mod.make_target_networks() if isinstance(mod, TargetNetworkAPI) else None
@@ -95,17 +142,60 @@ class NashQTorchLearner(TorchLearner):
         if "last_target_update" in state:
             self._last_target_update = defaultdict(int, state["last_target_update"])
 
+    def learn(self, sample: dict[str, np.ndarray], minibatch_size: int, timesteps: dict[str, Any]) -> dict[str, Any]:
+        """Gradient steps on consecutive minibatches of ``minibatch_size`` rows of a joint-replay
+        sample (replay field names), then the target-network and learning-rate updates.
+
+        The plain loop of :meth:`ray.rllib.core.learner.Learner.update` -- forward, loss
+        (:meth:`compute_loss_for_module`), gradients, :meth:`apply_gradients` -- without its
+        per-minibatch batch objects and bookkeeping, which cost more than the update itself at
+        the network sizes of market games. Without ``double_q`` the targets of every minibatch come
+        from the target network, which does not move during the call: they are computed for the
+        whole sample in one pass (one forward, one solve of its distinct next states). Returns the
+        reduced metrics, as ``update`` does."""
+        self.before_gradient_based_update(timesteps=timesteps)
+        (module_id,) = self.module.keys()
+        config = self.config.get_config_for_module(module_id)
+        module = self.module[module_id]
+        data = {TRAIN_COLUMNS[k]: torch.from_numpy(np.ascontiguousarray(v)).to(self._device) for k, v in sample.items()}
+        rows = len(data[Columns.OBS])
+        if rows < minibatch_size:
+            raise ValueError(f"learn: expected at least minibatch_size={minibatch_size} rows, got {rows}")
+        if not config.double_q:  # the target network is fixed during the call: all targets in one pass
+            data[TARGETS] = self._targets(module_id, module.unwrapped(), data, config)
+        module.train()  # once (RLlib's forward_train sets it again for every minibatch)
+        with self.finite_or_rollback():  # one check for the whole call
+            for start in range(0, rows - minibatch_size + 1, minibatch_size):
+                batch = {k: v[start : start + minibatch_size] for k, v in data.items()}
+                loss = self.compute_loss_for_module(
+                    module_id=module_id, config=config, batch=batch, fwd_out=module.unwrapped()._forward_train(batch)
+                )
+                gradients = self.postprocess_gradients(self.compute_gradients({module_id: loss}))
+                TorchLearner.apply_gradients(self, gradients)
+        self._weights_seq_no += 1
+        log = self.metrics.log_value
+        log((module_id, self.TOTAL_LOSS_KEY), loss.detach(), window=1)
+        log((module_id, NUM_MODULE_STEPS_TRAINED), rows, reduce="sum")
+        log((module_id, NUM_MODULE_STEPS_TRAINED_LIFETIME), rows, reduce="lifetime_sum")
+        log((ALL_MODULES, NUM_ENV_STEPS_TRAINED), rows, reduce="sum")
+        log((ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME), rows, reduce="lifetime_sum")
+        self.after_gradient_based_update(timesteps=timesteps)
+        return self.metrics.reduce()
+
     def equilibrium_targets(self, module, batch: dict[str, torch.Tensor], config) -> tuple[torch.Tensor, Any]:
-        """The centralised equilibrium hook: ``y [B, N]`` and the solver's output."""
-        next_obs = batch[Columns.NEXT_OBS]
+        """The centralised equilibrium hook: ``y [B, N]`` and the solver's output (one game per
+        distinct next state of the batch)."""
         with torch.no_grad():
-            q_target = module.target_q_values(next_obs).double()
-            game = module.q_values(next_obs).double() if config.double_q else q_target
+            # Stage games are functions of the public next state: each distinct one is built and solved once.
+            states, inverse = distinct_rows(batch[Columns.NEXT_OBS][:, : module.public_size])
+            q_target = module.target_q_values(states).double()
+            game = module.q_values(states).double() if config.double_q else q_target
             solution = module.solve_stage_games(game)
             joint = solution.joint.to(q_target.device)
             values = (q_target * joint.unsqueeze(1)).flatten(2).sum(-1)
             if module.logit_temperature is not None:
                 values = values + module.logit_temperature * shock_rent(solution.strategies).to(values.device)
+            values = values[inverse]
             alive = 1.0 - batch[Columns.TERMINATEDS].double()
             flow = batch[Columns.REWARDS].double()
             if OWN_SHOCKS in batch:
@@ -113,56 +203,94 @@ class NashQTorchLearner(TorchLearner):
             y = flow + config.gamma * alive.unsqueeze(1) * values
         return y.float(), solution
 
+    def _targets(self, module_id: str, module, batch: dict[str, Any], config) -> torch.Tensor:
+        """:meth:`equilibrium_targets`, timed, its solver statistics kept for :meth:`_log_stats`."""
+        start = time.perf_counter()
+        y, solution = self.equilibrium_targets(module, batch, config)
+        self._solver_stats[module_id].append(
+            torch.stack(
+                [
+                    torch.as_tensor(float(solution.n_unsolved), dtype=torch.float64),
+                    solution.n_equilibria.double().mean().cpu(),
+                    solution.nash_gap.max().double().cpu(),
+                    torch.as_tensor(time.perf_counter() - start, dtype=torch.float64),
+                ]
+            )
+        )
+        return y
+
     def compute_loss_for_module(self, *, module_id: str, config, batch: dict[str, Any], fwd_out: dict[str, Any]):
         module = self.module[module_id].unwrapped()
-        self._probe[module_id] = batch[Columns.OBS].detach()  # checked after the update (apply_gradients)
+        self._probe[module_id] = batch[Columns.OBS].detach()  # checked after the update (finite_or_rollback)
         q = fwd_out[Q_JOINT]
         n_firms = q.shape[1]
         flat = q.flatten(2)
         taken = joint_index(batch[Columns.ACTIONS], module.action_sizes)
         q_taken = flat.gather(2, taken.view(-1, 1, 1).expand(-1, n_firms, 1)).squeeze(2)
-        start = time.perf_counter()
-        y, solution = self.equilibrium_targets(module, batch, config)
-        solve_seconds = time.perf_counter() - start
+        y = batch[TARGETS] if TARGETS in batch else self._targets(module_id, module, batch, config)
         error = q_taken - y
         if config.td_error_loss_fn == "huber":
             loss = torch.nn.functional.huber_loss(q_taken, y, reduction="mean", delta=1.0)
         else:
             loss = (error**2).mean()
-        log = self.metrics.log_value
-        log((module_id, TD_LOSS), loss.detach(), window=1)
-        log((module_id, "q_taken_mean"), q_taken.detach().mean(), window=1)
-        log((module_id, "td_error_abs_mean"), error.detach().abs().mean(), window=1)
-        log((module_id, "solver_unsolved"), float(solution.n_unsolved), reduce="sum")
-        log((module_id, "solver_mean_equilibria"), float(solution.n_equilibria.float().mean()), window=1)
-        log((module_id, "solver_max_gap"), float(solution.nash_gap.max()), window=1)
-        log((module_id, "solver_seconds"), solve_seconds, window=1)
+        self._td_stats[module_id].append(
+            torch.stack([loss.detach(), q_taken.detach().mean(), error.detach().abs().mean()]).double()
+        )
         return loss
 
+    def _log_stats(self) -> None:
+        """This update call's statistics, once per call: the last minibatch's TD loss, the means over
+        its minibatches of Q(s, a) and |TD error|, and of the target computations' solver statistics
+        (unsolved games: their sum; largest Nash gap: its max; seconds: mean per target computation)."""
+        log = self.metrics.log_value
+        for module_id, rows in self._td_stats.items():
+            if rows:
+                stats = torch.stack(rows)
+                log((module_id, TD_LOSS), float(stats[-1, 0]), window=1)
+                log((module_id, "q_taken_mean"), float(stats[:, 1].mean()), window=1)
+                log((module_id, "td_error_abs_mean"), float(stats[:, 2].mean()), window=1)
+                rows.clear()
+        for module_id, rows in self._solver_stats.items():
+            if rows:
+                stats = torch.stack(rows)
+                log((module_id, "solver_unsolved"), float(stats[:, 0].sum()), reduce="sum")
+                log((module_id, "solver_mean_equilibria"), float(stats[:, 1].mean()), window=1)
+                log((module_id, "solver_max_gap"), float(stats[:, 2].max()), window=1)
+                log((module_id, "solver_seconds"), float(stats[:, 3].mean()), window=1)
+                rows.clear()
+
     def apply_gradients(self, gradients_dict) -> None:
-        """Apply an update only if its gradients are finite *and* the updated network still gives
-        finite Q-values on the batch; otherwise keep the previous weights and count it
-        (``non_finite_updates``): the training loop then stops the run with a clear message and a
-        checkpoint of these last finite weights, instead of env runners failing on NaN stage games."""
-        ok = bool(torch.isfinite(torch.cat([g.reshape(-1) for g in gradients_dict.values()])).all())
-        if ok:
-            params = list(self._params.values())
-            saved = parameters_to_vector(params).detach().clone()  # one copy of the weights
+        """RLlib's per-minibatch path (remote learners): each step under :meth:`finite_or_rollback`."""
+        with self.finite_or_rollback():
             super().apply_gradients(gradients_dict)
-            with torch.no_grad():
-                ok = bool(torch.isfinite(parameters_to_vector(params)).all()) and all(
-                    bool(torch.isfinite(self.module[mid].unwrapped().q_values(obs[:PROBE_ROWS])).all())
-                    for mid, obs in self._probe.items()
-                )
-                if not ok:
-                    vector_to_parameters(saved, params)
+
+    @contextlib.contextmanager
+    def finite_or_rollback(self):
+        """Keep the optimizer steps taken inside only if the weights stay finite *and* give finite
+        Q-values on the last batch; otherwise restore the weights and the optimizer's state from
+        before and count it (``non_finite_updates``): the training loop then stops the run with a
+        clear message and a checkpoint of these last finite weights, instead of env runners
+        failing on NaN stage games. (Non-finite gradients give non-finite weights: caught here.)"""
+        params = list(self._params.values())
+        saved = parameters_to_vector(params).detach().clone()
+        optimizers = [(opt, copy.deepcopy(opt.state_dict())) for opt in self._optimizer_parameters]
+        yield
+        with torch.no_grad():
+            ok = bool(torch.isfinite(parameters_to_vector(params)).all()) and all(
+                bool(torch.isfinite(self.module[mid].unwrapped().q_values(obs[:PROBE_ROWS])).all())
+                for mid, obs in self._probe.items()
+            )
         if not ok:
+            vector_to_parameters(saved, params)
+            for opt, state in optimizers:
+                opt.load_state_dict(state)
             for module_id in self.module.keys():
                 self.metrics.log_value((module_id, "non_finite_updates"), 1, reduce="sum")
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         """Move the target network towards the online one every ``target_network_update_freq`` env steps."""
         super().after_gradient_based_update(timesteps=timesteps)
+        self._log_stats()
         now = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0
         for module_id, module in self.module._rl_modules.items():
             config = self.config.get_config_for_module(module_id)

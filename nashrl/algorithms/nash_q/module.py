@@ -101,42 +101,36 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         return self._solutions(q.detach().double())
 
     # ----- acting -----
-    def _own_strategy(self, q: torch.Tensor, firm: torch.Tensor) -> tuple[StageGameSolution, torch.Tensor]:
-        sol = self.solve_stage_games(q)
-        own = torch.zeros(q.shape[0], max(self.action_sizes), dtype=torch.float64, device=q.device)
-        for i, strategy in enumerate(sol.strategies):
-            rows = firm == i
-            own[rows, : strategy.shape[1]] = strategy[rows].to(q.device)
-        return sol, own
-
-    def _shock_choice(self, q: torch.Tensor, obs: torch.Tensor, firm: torch.Tensor, sol) -> torch.Tensor:
-        """Private shocks: each firm's best action given its equilibrium expected payoffs and its own shocks."""
-        devs = deviation_payoffs(q.double(), [s.to(q.device) for s in sol.strategies])
-        shocks = obs.flatten(1)[:, self.public_size :].double()
-        choice = torch.zeros(len(firm), dtype=torch.long, device=q.device)
-        for i, dev in enumerate(devs):
-            rows = firm == i
-            choice[rows] = (dev[rows] + shocks[rows, : dev.shape[1]]).argmax(-1)
-        return choice
-
-    def choice_probabilities(self, q: torch.Tensor) -> list[torch.Tensor]:
-        """Every firm's equilibrium choice probabilities (CCPs with private shocks) at stage games ``q``."""
-        return [s.to(q.device) for s in self.solve_stage_games(q).strategies]
-
-    def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def act(
+        self,
+        q: torch.Tensor,
+        state_of_row: torch.Tensor,
+        firm: torch.Tensor,
+        shocks: torch.Tensor | None,
+        explore: bool,
+        t: int = 0,
+    ) -> torch.Tensor:
+        """Actions of rows ``(state_of_row, firm)``: firm ``firm[r]`` at the state whose stage game
+        is ``q[state_of_row[r]]``; ``shocks`` ``[R, A]`` are each row's own private shocks (None
+        without). One solve per state, however many firms act there (see the module doc)."""
         with torch.no_grad():
-            q = self.q_values(batch[Columns.OBS])
-            firm = batch[FIRM_INDEX].long()
-            sol, own = self._own_strategy(q, firm)
-            if self.private_shocks:
-                return {Columns.ACTIONS: self._shock_choice(q, batch[Columns.OBS], firm, sol)}
-        return {Columns.ACTIONS: own.argmax(-1)}
-
-    def _forward_exploration(self, batch: dict[str, Any], t: int = 0, **kwargs) -> dict[str, Any]:
-        with torch.no_grad():
-            q = self.q_values(batch[Columns.OBS])
-            firm = batch[FIRM_INDEX].long()
-            sol, own = self._own_strategy(q, firm)
+            sol = self.solve_stage_games(q)
+            strategies = [s.to(q.device) for s in sol.strategies]
+            own = torch.zeros(len(firm), max(self.action_sizes), dtype=torch.float64, device=q.device)
+            for i, strategy in enumerate(strategies):
+                rows = firm == i
+                own[rows, : strategy.shape[1]] = strategy[state_of_row[rows]]
+            needs_devs = shocks is not None or (explore and self.exploration == "boltzmann")
+            devs = deviation_payoffs(q.double(), strategies) if needs_devs else []
+            row_devs = torch.full_like(own, -float("inf"))
+            for i, dev in enumerate(devs):
+                rows = firm == i
+                row_devs[rows, : dev.shape[1]] = dev[state_of_row[rows]]
+            if shocks is not None:  # the best action given equilibrium payoffs and the firm's own shocks
+                width = shocks.shape[1]
+                chosen = (row_devs[:, :width] + shocks.double()).argmax(-1)
+            if not explore:
+                return chosen if shocks is not None else own.argmax(-1)
             # Random draws are made in a canonical row order (stably by firm), so that they do not
             # depend on the order in which RLlib lists the agents (a set: it varies between processes).
             order = torch.argsort(firm, stable=True)
@@ -144,22 +138,46 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
             if self.exploration == "boltzmann":
                 self.temperature_schedule.update(t)
                 temperature = max(float(self.temperature_schedule.get_current_value()), 1e-8)
-                devs = deviation_payoffs(q.double(), [s.to(q.device) for s in sol.strategies])
-                logits = torch.full_like(own, -float("inf"))
-                for i, dev in enumerate(devs):
-                    rows = firm == i
-                    logits[rows, : dev.shape[1]] = dev[rows] / temperature
-                return {Columns.ACTIONS: torch.distributions.Categorical(logits=logits[order]).sample()[back]}
-            if self.private_shocks:  # the shocks are the randomness: argmax of value + own shock
-                actions = self._shock_choice(q, batch[Columns.OBS], firm, sol)
+                return torch.distributions.Categorical(logits=(row_devs / temperature)[order]).sample()[back]
+            if shocks is not None:  # the shocks are the randomness: argmax of value + own shock
+                actions = chosen
             else:
                 actions = torch.multinomial(own[order].clamp_min(0.0) + 1e-12, 1).squeeze(1)[back]
             self.epsilon_schedule.update(t)
             epsilon = float(self.epsilon_schedule.get_current_value())
             sizes = torch.tensor(self.action_sizes, device=q.device)[firm]
             random = (torch.rand(len(firm), device=q.device)[back] * sizes).long()
-            explore = torch.rand(len(firm), device=q.device)[back] < epsilon
-        return {Columns.ACTIONS: torch.where(explore, random, actions)}
+            explore_rows = torch.rand(len(firm), device=q.device)[back] < epsilon
+        return torch.where(explore_rows, random, actions)
+
+    def act_joint(self, public: torch.Tensor, shocks: torch.Tensor | None, explore: bool, t: int = 0) -> torch.Tensor:
+        """Joint actions ``[K, N]`` at ``K`` states (public observations ``[K, public_size]``;
+        ``shocks`` ``[K, N, A]`` each firm's own, or None): one forward and one batched solve."""
+        with torch.no_grad():
+            q = self.q_values(public)
+        k = q.shape[0]
+        state_of_row = torch.arange(k, device=q.device).repeat_interleave(self.n_firms)
+        firm = torch.arange(self.n_firms, device=q.device).repeat(k)
+        rows = None if shocks is None else shocks.reshape(k * self.n_firms, -1)
+        return self.act(q, state_of_row, firm, rows, explore, t).view(k, self.n_firms)
+
+    def choice_probabilities(self, q: torch.Tensor) -> list[torch.Tensor]:
+        """Every firm's equilibrium choice probabilities (CCPs with private shocks) at stage games ``q``."""
+        return [s.to(q.device) for s in self.solve_stage_games(q).strategies]
+
+    def _rows(self, batch: dict[str, Any]) -> tuple:
+        """RLlib's per-agent rows: each row its own state."""
+        obs = batch[Columns.OBS]
+        with torch.no_grad():
+            q = self.q_values(obs)
+        shocks = obs.flatten(1)[:, self.public_size :] if self.private_shocks else None
+        return q, torch.arange(q.shape[0], device=q.device), batch[FIRM_INDEX].long(), shocks
+
+    def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return {Columns.ACTIONS: self.act(*self._rows(batch), explore=False)}
+
+    def _forward_exploration(self, batch: dict[str, Any], t: int = 0, **kwargs) -> dict[str, Any]:
+        return {Columns.ACTIONS: self.act(*self._rows(batch), explore=True, t=t)}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Q_JOINT: self.q_values(batch[Columns.OBS])}

@@ -8,13 +8,21 @@ equilibrium targets in :mod:`~nashrl.algorithms.nash_q.learner`.
 
 One iteration of ``NashQ`` (``training_step``), CleanRL-plain:
 
-1. env runners play the market with the current module (equilibrium play + exploration)
-   and return ``MultiAgentEpisode`` chunks;
-2. their joint transitions go into :class:`~nashrl.algorithms.nash_q.replay.JointTransitionBuffer`;
-3. once ``num_steps_sampled_before_learning_starts`` env steps were sampled, the learner
-   takes ``updates_per_iteration`` gradient steps on batches of ``train_batch_size``
-   (equilibrium targets computed on the learner's device);
+1. env runners start playing ``rollout_fragment_length`` periods of their
+   ``num_envs_per_env_runner`` market copies with the current weights (equilibrium play +
+   exploration): remote runners in the background, while
+2. the learner takes ``updates_per_iteration`` gradient steps on batches of
+   ``train_batch_size`` from :class:`~nashrl.algorithms.nash_q.replay.JointTransitionBuffer`
+   (equilibrium targets computed on the learner's device), in one call, once
+   ``num_steps_sampled_before_learning_starts`` env steps were sampled;
+3. the runners' joint transitions go into the replay (they are learned from from the next
+   iteration on: sampling and learning overlap, at the cost of one iteration's delay);
 4. the new weights go to the env runners.
+
+``sampler: "vector"`` (default) plays the copies as arrays
+(:mod:`~nashrl.algorithms.nash_q.vector_runner`); ``sampler: "episodes"`` uses RLlib's own
+``MultiAgentEnvRunner`` and converts its ``MultiAgentEpisode`` chunks (slower, kept as the
+reference the vectorised path is tested against).
 """
 
 from __future__ import annotations
@@ -28,9 +36,8 @@ import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
-from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
@@ -39,7 +46,8 @@ from ray.rllib.utils.metrics import (
 )
 
 from nashrl.algorithms.nash_q.connectors import AddFirmIndex
-from nashrl.algorithms.nash_q.replay import OWN_SHOCKS, JointTransitionBuffer
+from nashrl.algorithms.nash_q.replay import TRAIN_COLUMNS, JointTransitionBuffer
+from nashrl.algorithms.nash_q.vector_runner import VectorEnvRunner
 from nashrl.algorithms.theory_metrics import DEFAULT_EVAL, TheoryMetrics, final_state
 
 MODULE_ID = "nash_q"
@@ -58,6 +66,9 @@ def add_firm_index(env=None, spaces=None, device=None) -> AddFirmIndex:
 
 
 EXPLORATIONS = ("epsilon", "boltzmann")
+#: How env runners play: market copies as arrays, or RLlib's MultiAgentEnvRunner with episodes.
+SAMPLERS = {"vector": VectorEnvRunner, "episodes": MultiAgentEnvRunner}
+SAMPLE_TAG = "nashrl_sample"
 
 
 class NashQConfig(AlgorithmConfig):
@@ -73,7 +84,8 @@ class NashQConfig(AlgorithmConfig):
     ``[[env_step, value], ...]`` piecewise-linear schedules), ``double_q``,
     ``target_network_update_freq`` (env steps), ``tau``, ``replay_capacity``,
     ``num_steps_sampled_before_learning_starts``, ``updates_per_iteration``,
-    ``td_error_loss_fn`` (huber | mse), ``store_buffer_in_checkpoints`` (keep the joint
+    ``td_error_loss_fn`` (huber | mse), ``sampler`` (vector | episodes, see the module doc),
+    ``store_buffer_in_checkpoints`` (keep the joint
     replay in checkpoints, so a resumed run samples the same data; default ``"auto"``: when
     the filled buffer is under 256 MiB); plus RLlib's ``lr``
     (a number or a schedule), ``gamma``, ``train_batch_size``.
@@ -82,9 +94,11 @@ class NashQConfig(AlgorithmConfig):
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or NashQ)
         self.multi_agent(policies={MODULE_ID}, policy_mapping_fn=to_nash_q_module)
-        self.env_runners(env_to_module_connector=add_firm_index)
+        self.env_runners(env_to_module_connector=add_firm_index, env_runner_cls=VectorEnvRunner)
         # Equilibrium targets on the driver's GPU when it has one (num_learners=0: the local learner).
         self.num_gpus_per_learner = 1 if torch.cuda.is_available() else 0
+        # The learner checks gradients and the updated weights itself (NashQTorchLearner.apply_gradients).
+        self.torch_skip_nan_gradients = True
         # eval/* comparisons with theory in every result (see nashrl.algorithms.theory_metrics).
         self.callbacks(TheoryMetrics)
         self.nashrl_eval = dict(DEFAULT_EVAL)
@@ -113,6 +127,7 @@ class NashQConfig(AlgorithmConfig):
         self.updates_per_iteration = 1
         self.td_error_loss_fn = "huber"
         self.store_buffer_in_checkpoints = "auto"
+        self.sampler = "vector"
 
     def training(
         self,
@@ -134,6 +149,7 @@ class NashQConfig(AlgorithmConfig):
         updates_per_iteration=NotProvided,
         td_error_loss_fn=NotProvided,
         store_buffer_in_checkpoints=NotProvided,
+        sampler=NotProvided,
         rollout_fragment_length=NotProvided,
         **kwargs,
     ) -> NashQConfig:
@@ -158,9 +174,12 @@ class NashQConfig(AlgorithmConfig):
             updates_per_iteration=updates_per_iteration,
             td_error_loss_fn=td_error_loss_fn,
             store_buffer_in_checkpoints=store_buffer_in_checkpoints,
+            sampler=sampler,
         ).items():
             if value is not NotProvided:
                 setattr(self, key, value)
+        if sampler is not NotProvided and sampler in SAMPLERS:  # (an unknown one is refused by validate)
+            self.env_runners(env_runner_cls=SAMPLERS[sampler])
         return self
 
     def validate(self) -> None:
@@ -253,14 +272,7 @@ def resolved_logit_temperature(config: NashQConfig, market) -> float | None:
 
 def to_train_batch(sample: dict[str, np.ndarray]) -> MultiAgentBatch:
     """A joint-replay sample as the learner's ``MultiAgentBatch`` (RLlib column names)."""
-    columns = {
-        Columns.OBS: sample["obs"],
-        Columns.ACTIONS: sample["actions"],
-        Columns.REWARDS: sample["rewards"],
-        Columns.NEXT_OBS: sample["next_obs"],
-        Columns.TERMINATEDS: sample["terminated"],
-        OWN_SHOCKS: sample["own_shocks"],
-    }
+    columns = {TRAIN_COLUMNS[key]: value for key, value in sample.items()}
     return MultiAgentBatch({MODULE_ID: SampleBatch(columns)}, env_steps=len(sample["obs"]))
 
 
@@ -281,30 +293,46 @@ class NashQ(Algorithm):
         )
 
     def training_step(self) -> None:
-        episodes, runner_metrics = synchronous_parallel_sample(
-            worker_set=self.env_runner_group,
-            concat=True,
-            sample_timeout_s=self.config.sample_timeout_s,
-            _uses_new_env_runners=True,
-            _return_metrics=True,
-        )
-        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
-        added = self.replay.add_episodes(episodes)
-        self.metrics.log_value("replay_transitions_added", added, reduce="sum")
-        self.metrics.log_value("replay_size", len(self.replay), window=1)
+        group = self.env_runner_group
+        remote = group.num_remote_env_runners() > 0
         sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
         schedule = self.config.epsilon if self.config.exploration == "epsilon" else self.config.temperature
         self.metrics.log_value("exploration", schedule_value(schedule, sampled), window=1)
+        learn = sampled >= self.config.num_steps_sampled_before_learning_starts and len(self.replay) > 0
 
-        if sampled < self.config.num_steps_sampled_before_learning_starts or len(self.replay) == 0:
-            return
-        for _ in range(self.config.updates_per_iteration):
-            train_batch = to_train_batch(self.replay.sample(self.config.train_batch_size))
-            results = self.learner_group.update(batch=train_batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled})
-            self.metrics.aggregate(results, key=LEARNER_RESULTS)
-        self.env_runner_group.sync_weights(
-            from_worker_or_learner_group=self.learner_group, policies=[MODULE_ID], inference_only=True
-        )
+        if remote:  # remote runners sample while the learner learns
+            requested = group.foreach_env_runner_async(_sample_with_metrics, tag=SAMPLE_TAG)
+            if learn:
+                self._learn(sampled)
+            samples = _collect(group, requested)
+        else:
+            samples = [_sample_with_metrics(group.local_env_runner)]
+            if learn:
+                self._learn(sampled)
+
+        self.metrics.aggregate([metrics for _, metrics in samples], key=ENV_RUNNER_RESULTS)
+        added = sum(self.replay.add_sample(data) for data, _ in samples)
+        self.metrics.log_value("replay_transitions_added", added, reduce="sum")
+        self.metrics.log_value("replay_size", len(self.replay), window=1)
+        if learn:
+            group.sync_weights(
+                from_worker_or_learner_group=self.learner_group, policies=[MODULE_ID], inference_only=True
+            )
+
+    def _learn(self, sampled: int) -> None:
+        """``updates_per_iteration`` gradient steps on batches of ``train_batch_size``, in one learner
+        call: the learner's own loop (:meth:`NashQTorchLearner.learn`) on the driver, RLlib's
+        minibatch loop over remote learners (``num_learners`` > 0)."""
+        size = self.config.train_batch_size
+        sample = self.replay.sample(size * self.config.updates_per_iteration)
+        timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled}
+        group = self.learner_group
+        if group.is_local:
+            results = group.foreach_learner(lambda learner: learner.learn(sample, size, timesteps))
+            results = [r.get() for r in results]
+        else:
+            results = group.update(batch=to_train_batch(sample), minibatch_size=size, num_epochs=1, timesteps=timesteps)
+        self.metrics.aggregate(results, key=LEARNER_RESULTS)
 
     def save_to_path(self, path=None, *args, **kwargs):
         """RLlib's checkpoint, plus nashrl.json (experiment config, sha256 manifest, state reached),
@@ -343,6 +371,23 @@ class NashQ(Algorithm):
                 lambda runner: _set_rng_state(runner, saved.get(runner.worker_index)),
                 local_env_runner=self.env_runner_group.num_remote_env_runners() == 0,
             )
+
+
+def _sample_with_metrics(runner) -> tuple[Any, Any]:
+    """One sample of an env runner and its metrics (a vector runner's joint arrays, else episodes)."""
+    if isinstance(runner, VectorEnvRunner):
+        return runner.sample_with_metrics()
+    return runner.sample(), runner.get_metrics()
+
+
+def _collect(group, requested: int) -> list[tuple[Any, Any]]:
+    """Wait for every one of ``requested`` async samples of the env runners."""
+    samples = []
+    while len(samples) < requested and group.num_in_flight_async_reqs(SAMPLE_TAG) > 0:
+        samples += [result for _, result in group.fetch_ready_async_reqs(tags=SAMPLE_TAG, timeout_seconds=None)]
+    if not samples and requested:
+        raise RuntimeError(f"env runners: none of {requested} sample requests returned (see the env runners' errors)")
+    return samples
 
 
 def schedule_value(schedule: Any, t: float) -> float:
@@ -404,7 +449,10 @@ def _rng_state(runner) -> dict[str, Any]:
 
 
 def _markets(runner) -> list:
-    """The market of every env copy of an env runner (none where the runner has no env)."""
+    """What holds each env copy's random generator: a vector runner's VectorMarket, else the market
+    of every env copy of an RLlib env runner (none where the runner has no env)."""
+    if isinstance(runner, VectorEnvRunner) and getattr(runner, "vector", None) is not None:
+        return [runner.vector]
     envs = getattr(getattr(runner, "env", None), "envs", None) or []
     return [env.unwrapped.market for env in envs]
 

@@ -18,12 +18,22 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from ray.rllib.core.columns import Columns
 
 from nashrl.algorithms.nash_q.connectors import firm_index
 
 #: Each firm's realised shock of its chosen action (private-shock markets; zero otherwise).
 OWN_SHOCKS = "own_shocks"
 FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", OWN_SHOCKS)
+#: The learner's column name of each field (RLlib's names where RLlib has one).
+TRAIN_COLUMNS = {
+    "obs": Columns.OBS,
+    "actions": Columns.ACTIONS,
+    "rewards": Columns.REWARDS,
+    "next_obs": Columns.NEXT_OBS,
+    "terminated": Columns.TERMINATEDS,
+    OWN_SHOCKS: OWN_SHOCKS,
+}
 
 
 class JointTransitionBuffer:
@@ -33,9 +43,10 @@ class JointTransitionBuffer:
         self, capacity: int, n_firms: int, obs_dim: int, seed: int | None = None, public_size: int | None = None
     ):
         """``public_size``: with private shocks, where the public part of an observation ends (the
-        firm's shocks follow it); None: no shocks."""
+        firm's shocks follow it; only the public part is stored, all the network reads); None: no shocks."""
         self.capacity, self.n_firms = int(capacity), int(n_firms)
         self.public_size = public_size
+        obs_dim = public_size if public_size is not None else obs_dim
         self.data = {
             "obs": np.zeros((self.capacity, obs_dim), dtype=np.float32),
             "actions": np.zeros((self.capacity, n_firms), dtype=np.int64),
@@ -63,6 +74,13 @@ class JointTransitionBuffer:
         self.cursor = (self.cursor + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
         self.added += n
+
+    def add_sample(self, sample: dict[str, np.ndarray] | Iterable[Any]) -> int:
+        """Add an env runner's sample: joint arrays (the vector runner's) or RLlib episodes; returns the count."""
+        if isinstance(sample, dict):
+            self.add(sample)
+            return len(sample["obs"])
+        return self.add_episodes(sample)
 
     def add_episodes(self, episodes: Iterable[Any]) -> int:
         """Add every complete joint step of RLlib ``MultiAgentEpisode`` chunks; returns the count."""
@@ -92,7 +110,10 @@ class JointTransitionBuffer:
         size = len(state["data"]["obs"])
         for k in FIELDS:
             if k in state["data"]:  # (checkpoints before own_shocks existed: no shocks)
-                self.data[k][:size] = state["data"][k]
+                stored = state["data"][k]
+                if k in ("obs", "next_obs"):  # (older checkpoints kept firm 0's shocks after the public part)
+                    stored = stored[:, : self.data[k].shape[1]]
+                self.data[k][:size] = stored
         self.size, self.cursor, self.added = size, state["cursor"], state["added"]
         self.rng.bit_generator.state = state["rng"]
 
@@ -118,11 +139,12 @@ def joint_transitions(episode: Any, n_firms: int, public_size: int | None = None
         for i in range(n_firms):
             seen = np.asarray(by_firm[i].get_observations(slice(0, length)), dtype=np.float32).reshape(length, -1)
             own_shocks[:, i] = seen[np.arange(length), public_size + actions[:, i].astype(np.int64)]
+    observations = observations.reshape(length + 1, -1)[:, :public_size]  # (public_size None: all of it)
     return {
-        "obs": observations[:-1].reshape(length, -1),
+        "obs": observations[:-1],
         "actions": actions.astype(np.int64),
         "rewards": rewards.astype(np.float32),
-        "next_obs": observations[1:].reshape(length, -1),
+        "next_obs": observations[1:],
         "terminated": terminated,
         "own_shocks": own_shocks,
     }
