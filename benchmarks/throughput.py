@@ -16,7 +16,8 @@ All on this machine, in one process per figure family, one Ray instance:
 - **learner**: milliseconds per gradient step of ``train_batch_size``: RLlib's ``Learner.update``
   minibatch loop, nashrl's ``NashQTorchLearner.learn``, and the compute floor (the same network's
   forward, backward and Adam step alone, no targets), one thread;
-- **runners**: sampling-only env steps/s (no learning) with 1 and 2 remote env runners;
+- **runners**: sampling-only env steps/s (learning never starts) with 1 and 2 remote env runners of
+  ``--runner-copies`` market copies each;
 - **start-up**: seconds from ``build_algo()`` to the first result, and to ``stop()``.
 """
 
@@ -87,11 +88,12 @@ def sampling_rate(config: dict, seconds: float) -> float:
         algo.stop()
 
 
-def runner_rate(config: dict, runners: int, iterations: int) -> float:
+def runner_rate(config: dict, runners: int, copies: int, iterations: int) -> float:
+    """Sampling only (learning never starts): env steps/s of ``runners`` remote env runners."""
     config = copy.deepcopy(config)
-    config["algorithm"]["num_steps_sampled_before_learning_starts"] = 10**9  # sampling only
+    config["algorithm"]["num_steps_sampled_before_learning_starts"] = 10**9
     config["run"]["learner_threads"] = 1
-    return training_rate(variant(config, copies=config["run"]["num_envs_per_env_runner"], runners=runners), iterations)
+    return training_rate(variant(config, copies=copies, runners=runners), iterations)
 
 
 def learner_rates(config: dict, updates: int = 32, repeats: int = 5) -> dict[str, float]:
@@ -151,6 +153,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=60, help="timed training iterations per row")
     parser.add_argument("--seconds", type=float, default=3.0, help="sampling time per row")
     parser.add_argument("--copies", type=int, default=16, help="market copies per runner in the scaled rows")
+    parser.add_argument("--runner-copies", type=int, default=128, help="market copies per runner, runner scaling")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -180,7 +183,7 @@ def main() -> None:
             "training_env_steps_per_s": rows,
             "sampling_env_steps_per_s": sampling,
             "learner": learner_rates(config),
-            "runners_sampling_only": {r: runner_rate(config, r, args.iterations) for r in (1, 2)},
+            "runners_sampling_only": {r: runner_rate(config, r, args.runner_copies, args.iterations) for r in (1, 2)},
             "startup": startup(variant(config)),
         }
         print(f"\n## {name} ({ratio:.3f} gradient steps of {config['algorithm']['train_batch_size']} per env step)")
@@ -196,7 +199,7 @@ def main() -> None:
         for label, ms in out[name]["learner"].items():
             print(f"| {label} | {ms:.2f} |")
         scaling = {k: round(v) for k, v in out[name]["runners_sampling_only"].items()}
-        print(f"env runners, sampling only (env steps/s): {json.dumps(scaling)}")
+        print(f"env runners (K={args.runner_copies} each), sampling only (env steps/s): {json.dumps(scaling)}")
         print(f"start-up: {json.dumps({k: round(v, 2) for k, v in out[name]['startup'].items()})}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=float))
