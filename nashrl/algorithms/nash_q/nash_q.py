@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import time
 from pathlib import Path
 from typing import Any
 
@@ -304,7 +305,7 @@ class NashQ(Algorithm):
             requested = group.foreach_env_runner_async(_sample_with_metrics, tag=SAMPLE_TAG)
             if learn:
                 self._learn(sampled)
-            samples = _collect(group, requested)
+            samples = _collect(group, requested, self.config.sample_timeout_s)
         else:
             samples = [_sample_with_metrics(group.local_env_runner)]
             if learn:
@@ -380,13 +381,21 @@ def _sample_with_metrics(runner) -> tuple[Any, Any]:
     return runner.sample(), runner.get_metrics()
 
 
-def _collect(group, requested: int) -> list[tuple[Any, Any]]:
-    """Wait for every one of ``requested`` async samples of the env runners."""
+def _collect(group, requested: int, timeout_s: float | None) -> list[tuple[Any, Any]]:
+    """Wait for the ``requested`` async samples of the env runners, at most ``timeout_s``
+    (``sample_timeout_s``) seconds; a runner that failed is left out (RLlib's fault tolerance)."""
     samples = []
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while len(samples) < requested and group.num_in_flight_async_reqs(SAMPLE_TAG) > 0:
-        samples += [result for _, result in group.fetch_ready_async_reqs(tags=SAMPLE_TAG, timeout_seconds=None)]
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        samples += [result for _, result in group.fetch_ready_async_reqs(tags=SAMPLE_TAG, timeout_seconds=left)]
+        if deadline is not None and time.monotonic() >= deadline:
+            break
     if not samples and requested:
-        raise RuntimeError(f"env runners: none of {requested} sample requests returned (see the env runners' errors)")
+        raise RuntimeError(
+            f"env runners: none of {requested} sample requests returned within sample_timeout_s={timeout_s} "
+            "(see the env runners' errors)"
+        )
     return samples
 
 
