@@ -22,6 +22,11 @@ exactly a draw from its logit strategy :math:`\sigma_i(s)` (in inference too: th
 equilibrium strategy of a firm that sees its shocks); epsilon exploration still applies on top.
 
 :math:`\varepsilon_t` and :math:`T_t` follow piecewise-linear schedules in env steps.
+
+Two entry points share one implementation (:meth:`NashQTorchRLModule.act`): RLlib's per-agent
+rows (``forward_inference`` / ``forward_exploration``, one row per firm), and
+:meth:`NashQTorchRLModule.act_joint`, which the vectorised env runner calls with the K public
+states of its market copies: one forward pass and one solve per state for all its firms.
 """
 
 from __future__ import annotations
