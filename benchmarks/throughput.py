@@ -19,6 +19,10 @@ All on this machine, in one process per figure family, one Ray instance:
 - **runners**: sampling-only env steps/s (learning never starts) with 1 and 2 remote env runners of
   ``--runner-copies`` market copies each;
 - **start-up**: seconds from ``build_algo()`` to the first result, and to ``stop()``.
+
+``--address HOST:PORT`` measures only the env runners' scaling, on a running Ray cluster (e.g. two
+local nodes: ``ray start --head --num-cpus=1 --port=6390`` then ``ray start --address=127.0.0.1:6390
+--num-cpus=1``).
 """
 
 from __future__ import annotations
@@ -155,10 +159,21 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=16, help="market copies per runner in the scaled rows")
     parser.add_argument("--runner-copies", type=int, default=128, help="market copies per runner, runner scaling")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--address", default=None, help="a running Ray cluster: measure only the env runners' scaling")
     args = parser.parse_args()
 
     import ray
 
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False)
+        from nashrl.markets import register_rllib_envs
+
+        register_rllib_envs()
+        for name, path in GAMES.items():
+            config = load_config(path)
+            rates = {r: round(runner_rate(config, r, args.runner_copies, args.iterations)) for r in (1, 2)}
+            print(f"{name}, {len(ray.nodes())} nodes, K={args.runner_copies} per runner, sampling only: {rates}")
+        return
     ray.init(include_dashboard=False, log_to_driver=False)
     from nashrl.markets import register_rllib_envs
 
