@@ -242,9 +242,14 @@ def cmd_estimate(args) -> int:
     config = load_config(args.config, args.set)
     model = InverseModel.from_market_config(config["market"], _fixes(args.fix))
     result = estimate(model, args.panel, method=args.method, first_stage=args.first_stage)
-    if args.bootstrap:
+    if args.bootstrap:  # the replications in parallel over Ray (local instance, or RAY_ADDRESS's cluster)
+        from nashrl.ray_session import init_ray
+
         panel, _ = read_panel(args.panel, model.market)
-        result = bootstrap(result, model, panel, args.bootstrap, seed=args.seed, first_stage=args.first_stage)
+        init_ray(config)
+        result = bootstrap(
+            result, model, panel, args.bootstrap, seed=args.seed, first_stage=args.first_stage, parallel=True
+        )
     if args.csv:
         from pathlib import Path
 

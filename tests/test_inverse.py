@@ -134,7 +134,7 @@ def test_bad_fix_and_method_are_refused(am_panel):
         estimate(AM1, am_panel.head(5000), method="gmm")
 
 
-def test_estimate_cli_writes_the_table(tmp_path, capsys):
+def test_estimate_cli_writes_the_table(ray_session, tmp_path, capsys):
     from nashrl.cli import main
 
     panel = tmp_path / "p.parquet"
@@ -165,13 +165,24 @@ def test_estimate_cli_writes_the_table(tmp_path, capsys):
     assert "theta_rs" not in table.index and list(table.columns)[:2] == ["estimate", "std_err"]
     assert table.loc["theta_rn", "true"] == 1.0
     assert "fixed: theta_rs = 1" in capsys.readouterr().out
-    # --bootstrap: standard errors from markets resampled B times (here 3)
+    # --bootstrap: standard errors from markets resampled B times (here 3), in parallel over Ray
     code = main([*base, "--bootstrap", "3", "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["se_method"] == "bootstrap over markets, 3 replications"
+    assert out["se_method"] == "bootstrap over markets, 3 replications, parallel over Ray"
     assert all(c["std_err"] > 0 for c in out["coefficients"])
     assert next(c for c in out["coefficients"] if c["coefficient"] == "theta_rn")["true"] == 1.0
+
+
+def test_bootstrap_over_ray_equals_the_serial_bootstrap(ray_session, am_panel):
+    """The resamples are drawn in the driver, so where the replications run changes nothing."""
+    from nashrl.inverse import bootstrap, estimate
+
+    panel = am_panel[am_panel["market"] < 3000]
+    serial = bootstrap(estimate(AM1, panel, method="two_step"), AM1, panel, 4, seed=3, parallel=False)
+    parallel = bootstrap(estimate(AM1, panel, method="two_step"), AM1, panel, 4, seed=3, parallel=True)
+    np.testing.assert_allclose(parallel.cov, serial.cov, rtol=1e-10)
+    assert (np.diag(serial.cov) > 0).all() and parallel.se_method.endswith("parallel over Ray")
 
 
 @pytest.mark.slow

@@ -66,10 +66,13 @@ def bootstrap(
     replications: int,
     seed: int = 0,
     first_stage: str = "auto",
+    parallel: bool | None = None,
 ) -> EstimationResult:
     """``result`` with bootstrap standard errors: markets resampled with replacement
-    ``replications`` times, the estimator run on each (in this process); replications where it
-    does not converge are counted in the notes and left out."""
+    ``replications`` times, the estimator run on each; replications where it does not converge are
+    counted in the notes and left out. ``parallel``: one Ray task per replication (on the running
+    Ray instance or cluster; ``None``: when Ray is initialized). The resamples are drawn here, in
+    order, so the result does not depend on where or in which order the replications run."""
     from nashrl.markets.validation import ConfigError
 
     if not isinstance(model, InverseModel):
@@ -79,28 +82,46 @@ def bootstrap(
     rng = np.random.default_rng(seed)
     markets = panel["market"].unique()
     base = {m: rows for m, rows in panel.groupby("market", sort=False)}
-    draws, failed = [], 0
+    resamples = []
     for _ in range(replications):
         chosen = rng.choice(markets, size=len(markets), replace=True)
         sample = pd.concat([base[m].assign(market=k) for k, m in enumerate(chosen)], ignore_index=True)
-        counts = choice_counts(model, sample)
-        try:
-            out = run_estimator(result.method, model, counts, first_stage)
-        except ConfigError:
-            failed += 1
-            continue
-        if not out["converged"]:
-            failed += 1
-            continue
-        draws.append(out["theta"].numpy())
+        resamples.append(choice_counts(model, sample))
+    if parallel is None:
+        import ray
+
+        parallel = ray.is_initialized()
+    if parallel:
+        import ray
+
+        task = ray.remote(num_cpus=1)(bootstrap_draw)
+        shared = ray.put(model)
+        thetas = ray.get([task.remote(result.method, shared, counts, first_stage) for counts in resamples])
+    else:
+        thetas = [bootstrap_draw(result.method, model, counts, first_stage) for counts in resamples]
+    draws = [theta for theta in thetas if theta is not None]
+    failed = replications - len(draws)
     if len(draws) < 2:
         raise ConfigError(f"--bootstrap: only {len(draws)} of {replications} replications converged")
-    draws_arr = np.array(draws)
-    result.cov = np.cov(draws_arr, rowvar=False)
-    result.se_method = f"bootstrap over markets, {len(draws)} replications"
+    result.cov = np.cov(np.array(draws), rowvar=False)
+    where = ", parallel over Ray" if parallel else ""
+    result.se_method = f"bootstrap over markets, {len(draws)} replications{where}"
     if failed:
         result.notes.append(f"{failed} of {replications} bootstrap replications did not converge (left out)")
     return result
+
+
+def bootstrap_draw(method: str, model: InverseModel, counts, first_stage: str) -> np.ndarray | None:
+    """The estimate of one bootstrap resample (its choice counts), None when it fails or does not converge."""
+    from nashrl.markets.validation import ConfigError
+    from nashrl.threads import set_thread_budget
+
+    set_thread_budget(1)  # one core per replication (a Ray task's share)
+    try:
+        out = run_estimator(method, model, counts, first_stage)
+    except ConfigError:
+        return None
+    return out["theta"].numpy() if out["converged"] else None
 
 
 __all__ = ["METHODS", "EstimationResult", "InverseModel", "bootstrap", "estimate"]
