@@ -150,3 +150,14 @@ def test_lean_learner_loop_equals_rllib_update(ray_session, double_q):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     finally:
         algo.stop()
+
+
+def test_results_carry_no_nan_profit_when_no_episode_ended():
+    """An iteration in which no episode ended has no mean profit to report: left out, never NaN."""
+    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
+
+    from nashrl.algorithms.rllib_trainer import flatten_result
+
+    result = {ENV_RUNNER_RESULTS: {"mean_profit/firm_0": float("nan"), "mean_profit/firm_1": 2.5}}
+    out = flatten_result(result)
+    assert "firm_0/mean_profit" not in out and out["firm_1/mean_profit"] == 2.5

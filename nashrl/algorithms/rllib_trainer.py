@@ -77,8 +77,8 @@ def flatten_result(result: dict[str, Any]) -> dict[str, float]:
     if result.get("eval_iteration") == out["iteration"]:  # logged where measured, not where repeated
         for key, value in (result.get("eval") or {}).items():  # TheoryMetrics
             out[f"eval/{key}"] = float(value)
-    for key, value in runners.items():  # per-firm mean profit per period (TheoryMetrics.on_episode_end)
-        if key.startswith("mean_profit/"):
+    for key, value in runners.items():  # per-firm mean profit per period over the last episodes
+        if key.startswith("mean_profit/") and math.isfinite(float(value)):  # (none ended yet: not logged)
             out[f"{key.split('/', 1)[1]}/mean_profit"] = float(value)
     for key in ("replay_size", "exploration"):
         if key in result:
