@@ -466,3 +466,29 @@ def test_entry_exit_run_evaluates_and_reports_ccps_against_the_mpe(ray_session, 
     for i, series in enumerate(data["series"]):
         np.testing.assert_allclose(series["x"], mpe[i, :, 1])  # the MPE's CCPs, state by state
         np.testing.assert_allclose(series["y"], ev["learned_prob_active"][i], atol=1e-12)
+
+
+def test_soft_nash_q_fixed_point_is_the_mpe():
+    """Tabular soft Nash-Q with exact expectations (the learner's target: flow profit + beta E[sigma'Q + tau H])
+    converges to the MPE's CCPs: the soft Nash-Q operator's fixed point is the Markov perfect equilibrium."""
+    from nashrl.algorithms.nash_q.learner import shock_rent
+    from nashrl.equilibrium import solve
+
+    market = make_market({"type": "entry_exit", "n_firms": 3, "theta_rn": 2.5})
+    n, a, z_count = market.n_firms, market.n_actions, market.n_exo
+    joint = market.all_profiles()
+    profits = torch.as_tensor(market.profit_table())  # [S, J, N]
+    pi = torch.as_tensor(market.exo_transition)[torch.as_tensor(market.state_array()[:, 0])]  # [S, Z]
+    tau = market.shock_temperature()
+    values = torch.zeros(market.n_states, n, dtype=torch.float64)
+    for _ in range(2000):
+        q = profits + market.discount * torch.einsum("sz,zjn->sjn", pi, values.view(z_count, len(joint), n))
+        solution = solve(q.permute(0, 2, 1).reshape(-1, n, *([a] * n)), concept="logit", temperature=tau)
+        new = (q * solution.joint.reshape(len(q), -1, 1)).sum(1) + tau * shock_rent(solution.strategies)
+        step = float((new - values).abs().max())
+        values = new
+        if step < 1e-11:
+            break
+    assert step < 1e-11 and solution.n_unsolved == 0
+    mpe = cached_mpe(market)["equilibria"][0].ccp
+    np.testing.assert_allclose(torch.stack(solution.strategies).numpy(), mpe, atol=1e-7)
