@@ -161,3 +161,26 @@ def test_results_carry_no_nan_profit_when_no_episode_ended():
     result = {ENV_RUNNER_RESULTS: {"mean_profit/firm_0": float("nan"), "mean_profit/firm_1": 2.5}}
     out = flatten_result(result)
     assert "firm_0/mean_profit" not in out and out["firm_1/mean_profit"] == 2.5
+
+
+def test_private_shock_subclass_dynamics_are_kept_with_k_copies():
+    """A private-shock market whose subclass overrides (and calls super() on) the single-copy
+    transition and observation keeps both with K copies, without recursion."""
+    base = type(make_market({"type": "entry_exit", "n_firms": 2}))
+
+    class Stuck(base):
+        def transition(self, state, actions, rng):
+            moved = super().transition(state, actions, rng)
+            moved[0] = state[0]  # market size never changes
+            return moved
+
+        def observe(self, state):
+            return super().observe(state) * 0.5
+
+    market = Stuck(n_firms=2)
+    states = market.initial_states(np.random.default_rng(0), 50)
+    joint = np.ones((50, 2), dtype=np.int64)
+    moved = market.transitions(states, joint, np.random.default_rng(1))
+    np.testing.assert_array_equal(moved[:, 0], states[:, 0])
+    np.testing.assert_array_equal(moved[:, 1:], joint)
+    np.testing.assert_allclose(market.observe_all(states), 0.5 * MarketEnv.observe_all(base(n_firms=2), states))

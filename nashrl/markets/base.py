@@ -12,6 +12,11 @@ investments), per-period profits :math:`\pi_i(s, a)` and transitions
 - :meth:`observe`: the public observation, the same for every firm, a float vector in
   ``[0, 1]`` unless the market says otherwise.
 
+Optionally, for speed, the same for K copies at once (:meth:`initial_states`,
+:meth:`transitions`, :meth:`profits_at`, :meth:`observe_all`, used by
+:class:`~nashrl.markets.vector.VectorMarket`): the defaults loop over the single-copy methods;
+array code overrides them, and its single-copy methods should call the same array code.
+
 Agents are ``firm_0 .. firm_{N-1}`` (string ids). Rewards are profits, divided by
 ``reward_scale`` when ``normalise_rewards`` is set. Episodes end by truncation after
 ``episode_length`` steps.

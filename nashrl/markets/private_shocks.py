@@ -159,19 +159,32 @@ class PrivateShockMarket(MarketEnv):
     def observation_bounds(self) -> tuple[float, float]:
         return -np.inf, np.inf  # the shocks are unbounded
 
+    # Single-copy and K-copy methods share the array code below (_draw_initial, _next_states,
+    # _public); a subclass that overrides a single-copy method keeps it with K copies (the base
+    # class's loop), and may call super() on it without recursion.
     def initial_state(self, rng: np.random.Generator) -> np.ndarray:
-        return self.initial_states(rng, 1)[0]
+        return self._draw_initial(rng, 1)[0]
 
     def initial_states(self, rng: np.random.Generator, copies: int) -> np.ndarray:
+        if not self._own(PrivateShockMarket, "initial_state"):
+            return super().initial_states(rng, copies)
+        return self._draw_initial(rng, copies)
+
+    def _draw_initial(self, rng: np.random.Generator, copies: int) -> np.ndarray:
         if isinstance(self.initial, str):
             z = rng.integers(0, self.n_exo, size=(copies, 1))
             return np.concatenate([z, rng.integers(0, self.n_actions, size=(copies, self.n_firms))], 1).astype(np.int64)
         return np.tile(self.initial.astype(np.int64), (copies, 1))
 
     def transition(self, state: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self.transitions(np.asarray(state)[None], np.asarray(actions)[None], rng)[0]
+        return self._next_states(np.asarray(state)[None], np.asarray(actions)[None], rng)[0]
 
     def transitions(self, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self._own(PrivateShockMarket, "transition"):
+            return super().transitions(states, actions, rng)
+        return self._next_states(states, actions, rng)
+
+    def _next_states(self, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``z' ~ Pi(z, .)`` by inverse CDF (one uniform per copy); last actions become ``actions``."""
         cumulative = np.cumsum(self.exo_transition[states[:, 0].astype(np.int64)], axis=1)
         u = rng.random(len(states))[:, None] * cumulative[:, -1:]
@@ -183,13 +196,20 @@ class PrivateShockMarket(MarketEnv):
         return self.flow_profits(state[..., 0], state[..., 1:], np.asarray(actions))
 
     def profits_at(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        if not self._own(PrivateShockMarket, "stage_profits"):
+            return super().profits_at(states, actions)
         return self.stage_profits(states, actions)  # flow_profits broadcasts over copies
 
     def observe(self, state: np.ndarray) -> np.ndarray:
-        return self.observe_all(np.asarray(state)[None])[0]
+        """The public observation: ``z / (Z - 1)`` and last actions ``/ (A - 1)``."""
+        return self._public(np.asarray(state)[None])[0]
 
     def observe_all(self, states: np.ndarray) -> np.ndarray:
-        """The public observation: ``z / (Z - 1)`` and last actions ``/ (A - 1)``."""
+        if not self._own(PrivateShockMarket, "observe"):
+            return super().observe_all(states)
+        return self._public(states)
+
+    def _public(self, states: np.ndarray) -> np.ndarray:
         states = np.asarray(states, dtype=float)
         return np.column_stack([states[:, 0] / max(self.n_exo - 1, 1), states[:, 1:] / (self.n_actions - 1)])
 
