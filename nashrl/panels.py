@@ -103,7 +103,6 @@ def simulate(
         x = _draw_from(np.broadcast_to(mu, (markets, len(mu))), rng)
     else:
         x = market.state_index(np.stack([market.initial_state(rng) for _ in range(markets)]))
-    exo_cdf = np.cumsum(market.exo_transition, 1)
     state_cols = np.zeros((periods, markets, states_all.shape[1]), dtype=np.int64)
     actions = np.zeros((periods, markets, n), dtype=np.int64)
     realised = np.zeros((periods, markets, n)) if profits else None
@@ -116,9 +115,7 @@ def simulate(
         if profits:
             chosen = np.take_along_axis(probs, a[..., None], -1)[..., 0]
             realised[t] = market.stage_profits(state, a) + chosen_shocks(market, chosen, a, rng)
-        u = rng.random(markets)[:, None]
-        z_next = np.minimum((u > exo_cdf[state[:, 0]]).sum(1), market.n_exo - 1)
-        x = market.state_index(np.column_stack([z_next, a]))
+        x = market.state_index(market.transitions(state, a, rng))  # the market's own dynamics, all markets at once
     values = market.state_values(state_cols)  # [T, M, 1 + N] in the market's units
     labels = market.state_labels()
     keep = [k for k, lab in enumerate(labels) if lab != "state"]  # psd_entry has no exogenous state

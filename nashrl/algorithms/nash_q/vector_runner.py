@@ -102,13 +102,12 @@ class VectorEnvRunner(MultiAgentEnvRunner):
     def _play(self, periods: int, explore: bool, random_actions: bool) -> dict[str, np.ndarray]:
         vector, market = self.vector, self.vector.market
         copies, n = vector.copies, market.n_firms
-        rows = periods * copies
-        public = vector.public()
+        rows, width = periods * copies, market.public_size
         out = {
-            "obs": np.zeros((rows, public.shape[1]), dtype=np.float32),
+            "obs": np.zeros((rows, width), dtype=np.float32),
             "actions": np.zeros((rows, n), dtype=np.int64),
             "rewards": np.zeros((rows, n), dtype=np.float32),
-            "next_obs": np.zeros((rows, public.shape[1]), dtype=np.float32),
+            "next_obs": np.zeros((rows, width), dtype=np.float32),
             "terminated": np.zeros(rows, dtype=np.float32),  # markets end by truncation only
             "own_shocks": np.zeros((rows, n), dtype=np.float32),
         }
