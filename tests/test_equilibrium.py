@@ -297,3 +297,60 @@ def test_bad_options_are_refused():
         solve(CLASSIC["stag_hunt"], selection="best")
     with pytest.raises(ValueError, match="concept"):
         solve(CLASSIC["stag_hunt"], concept="stackelberg")
+
+
+def _general_path(game, selection):
+    from nashrl.equilibrium.solver import _solve_scaled
+
+    return _solve_scaled(torch.as_tensor(game), ("nash", selection, 1e-6, 1, "auto", "auto", 400))
+
+
+def _assert_same_solution(fused, general):
+    for s, r in zip(fused.strategies, general.strategies):
+        torch.testing.assert_close(s, r, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fused.values, general.values, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fused.nash_gap, general.nash_gap, rtol=0, atol=1e-11)
+    assert torch.equal(fused.solved, general.solved)
+    assert torch.equal(fused.n_equilibria, general.n_equilibria)
+
+
+@pytest.mark.parametrize("selection", ["pareto", "utilitarian", "egalitarian", "first"])
+def test_fused_two_player_kernel_returns_the_general_paths_solution(selection):
+    """The compiled two-player pass (pure mask, selection, Lemke-Howson, gap in one kernel) against
+    the tensor path it replaces on CPU: random games, degenerate integer games with many pure
+    equilibria (selection matters), scaled-up games, rectangular games."""
+    rng = np.random.default_rng(3)
+    games = np.concatenate(
+        [
+            rng.uniform(0, 1, (300, 2, 5, 5)),
+            rng.integers(0, 3, (300, 2, 5, 5)).astype(float) * 1e3,
+            rng.normal(0, 50, (300, 2, 5, 5)),
+        ]
+    )
+    _assert_same_solution(solve(games, selection=selection), _general_path(games, selection))
+    rect = rng.uniform(-3, 3, (400, 2, 3, 7))
+    _assert_same_solution(solve(rect, selection=selection), _general_path(rect, selection))
+
+
+def test_fused_kernel_hands_unfinished_paths_to_the_general_path(monkeypatch):
+    """A game whose Lemke-Howson path does not end in the kernel's pivot limit goes the general
+    path (which finishes it): with a limit of 0 every game without a pure equilibrium does."""
+    import nashrl.equilibrium.solver as solver
+
+    rng = np.random.default_rng(4)
+    games = rng.uniform(0, 1, (400, 2, 4, 4))
+    need_mixed = ~pure_equilibrium_mask(torch.as_tensor(games)).flatten(1).any(1)
+    assert 50 < int(need_mixed.sum()) < 400
+    monkeypatch.setattr(solver, "FUSED_PIVOTS_PER_ACTION", 0)
+    sol = solve(games)
+    assert bool(sol.solved.all())
+    _assert_same_solution(sol, _general_path(games, "pareto"))
+
+
+def test_payoff_check_catches_every_non_finite_entry():
+    game = np.random.default_rng(5).uniform(0, 1, (64, 2, 3, 3))
+    for bad in (np.nan, np.inf, -np.inf):
+        spoiled = game.copy()
+        spoiled[37, 1, 2, 0] = bad
+        with pytest.raises(ValueError, match="payoffs: every payoff must be finite"):
+            solve(spoiled)

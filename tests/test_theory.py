@@ -119,6 +119,27 @@ def test_calvano_reference_figures():
         assert logit.joint_profit(np.full(n, 2.0), 0.0, 0.25, np.ones(n))[0] == pytest.approx(p_m, abs=5e-5)
 
 
+@pytest.mark.parametrize(
+    "a, c", [([1.8, 2.2], [1.0, 1.0]), ([2.0, 1.81], [1.0, 1.1]), ([2.1, 1.9, 2.05], [1.0, 0.9, 1.0])]
+)
+def test_logit_joint_profit_with_asymmetric_firms_maximises_total_profit(a, c):
+    """Asymmetric qualities and costs (the N-dimensional root search failed on [1.8, 2.2]): equal
+    markups, and no price vector nearby earns more in total."""
+    from scipy.optimize import minimize
+
+    a, c = np.array(a), np.array(c)
+    pm = logit.joint_profit(a, 0.0, 0.25, c)
+    assert np.ptp(pm - c) < 1e-12
+    best = minimize(
+        lambda p: -logit.profits(a, 0.0, 0.25, c, p).sum(),
+        c + 0.5,
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-15, "maxiter": 20_000},
+    )
+    assert pm == pytest.approx(best.x, abs=1e-6)
+    assert logit.profits(a, 0.0, 0.25, c, pm).sum() >= -best.fun - 1e-12
+
+
 def test_grid_equilibria_of_integer_cournot():
     env = make_market({"type": "cournot", "a": 10, "costs": 1, "quantities": list(range(10)), "memory": 0})
     eq = grid_equilibria(env, env.initial_state(np.random.default_rng(0)))

@@ -113,10 +113,10 @@ def _strategies(tableaux: list[torch.Tensor], bases: list[torch.Tensor], m: int,
 
 def _numba_kernel():
     try:
-        from nashrl.equilibrium._lemke_howson_numba import lemke_howson_batch
+        from nashrl.equilibrium import _lemke_howson_numba
     except ImportError:  # numba is optional: the torch path covers every device
         return None
-    return lemke_howson_batch
+    return _lemke_howson_numba
 
 
 def _lemke_howson_numba(a: torch.Tensor, b: torch.Tensor, labels: tuple[int, ...], max_iter: int) -> LemkeHowsonResult:
@@ -131,7 +131,11 @@ def _lemke_howson_numba(a: torch.Tensor, b: torch.Tensor, labels: tuple[int, ...
     x, y = np.zeros((g, m)), np.zeros((g, n))
     converged = np.zeros(g, dtype=np.bool_)
     pivots = np.zeros(g, dtype=np.int64)
-    kernel(a_np, b_np, labels[0], max_iter, x, y, converged, pivots)
+    chunks = kernel.thread_chunks(g)
+    if chunks == 1:
+        kernel.lemke_howson_range(a_np, b_np, labels[0], max_iter, x, y, converged, pivots, 0, g)
+    else:
+        kernel.lemke_howson_batch(a_np, b_np, labels[0], max_iter, x, y, converged, pivots, chunks)
     as_t = lambda arr: torch.from_numpy(arr).to(a.dtype)  # noqa: E731
     return LemkeHowsonResult(
         x=as_t(x), y=as_t(y), converged=torch.from_numpy(converged), pivots=torch.from_numpy(pivots)

@@ -67,7 +67,7 @@ def as_payoff_tensor(
         )
     if any(size == 0 for size in tensor.shape[2:]):
         raise ValueError(f"payoffs: every player needs at least one action, got {tuple(tensor.shape)}")
-    if not torch.isfinite(tensor).all():
+    if not torch.isfinite(torch.stack(torch.aminmax(tensor))).all():  # min and max propagate NaN
         raise ValueError("payoffs: every payoff must be finite (found NaN or inf)")
     return tensor
 

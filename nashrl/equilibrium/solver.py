@@ -12,6 +12,10 @@ Nash equilibria (``concept="nash"``):
    minimisation whose gap is reported;
 3. :mod:`~nashrl.equilibrium.selection` picks one candidate per game.
 
+On CPU, two players with the default search (``search_mixed="auto"``, one label) take all three
+steps in one compiled pass per game (:mod:`~nashrl.equilibrium._bimatrix_numba`): the same
+solutions, without the tensor work around separate kernels.
+
 A game left without a candidate within ``tol`` gets the best approximation found and
 ``solved = False``: it is flagged and counted (``n_unsolved``), never NaN and never a
 silent uniform fallback.
@@ -41,6 +45,8 @@ from nashrl.equilibrium.support import support_enumeration
 CONCEPTS = ("nash", "correlated", "maximin", "logit")
 SEARCHES = ("auto", "always", "labels", "all")
 _SAME = 1e-9
+#: The fused kernel's Lemke-Howson pivot limit per action (lemke_howson's default, 50 (m + n)).
+FUSED_PIVOTS_PER_ACTION = 50
 
 
 @dataclass
@@ -241,14 +247,74 @@ def solve(
         return _empty_solution(game)
     if concept == "logit":
         return _logit_solution(game, temperature, tol)
-    # Scale-invariance is free: solve G / s with s = max(1, max |G|) per game, report in G's units.
+    options = (concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters)
+    if _fused_kernel(game, *options) is not None:
+        return _solve_fused(game, options)
+    return _solve_scaled(game, options)
+
+
+def _solve_scaled(game: torch.Tensor, options: tuple) -> StageGameSolution:
+    """The general path. Scale-invariance is free: solve G / s with s = max(1, max |G|) per game,
+    report in G's units."""
     scale = game.flatten(1).abs().amax(1).clamp_min(1.0)
     view = (-1,) + (1,) * (game.ndim - 1)
-    sol = _solve_normalised(
-        game / scale.view(view), concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters
-    )
+    sol = _solve_normalised(game / scale.view(view), *options)
     sol.values = sol.values * scale.unsqueeze(1)
     sol.nash_gap = sol.nash_gap * scale
+    return sol
+
+
+def _fused_kernel(game, concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters):
+    """The compiled two-player kernel module where it computes exactly what the general path does
+    (CPU, Nash, the default search with one Lemke-Howson label); None elsewhere."""
+    if not (
+        concept == "nash"
+        and game.shape[1] == 2
+        and game.device.type == "cpu"
+        and search_mixed == "auto"
+        and lh_starts == 1
+        and backend in ("auto", "numba")
+    ):
+        return None
+    try:
+        from nashrl.equilibrium import _bimatrix_numba
+    except ImportError:  # numba is optional
+        return None
+    return _bimatrix_numba
+
+
+def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
+    """Two players on CPU in one compiled pass (:mod:`~nashrl.equilibrium._bimatrix_numba`); the
+    games it marks (a path that did not end, or ended above ``tol``) go the general path."""
+    from nashrl.equilibrium._lemke_howson_numba import thread_chunks
+
+    kernel = _fused_kernel(game, *options)
+    selection, tol = options[1], options[2]
+    payoffs = np.ascontiguousarray(game.numpy())
+    count, _, m, n = payoffs.shape
+    x, y = np.zeros((count, m)), np.zeros((count, n))
+    out = np.zeros((count, 4))
+    status = np.zeros(count, dtype=np.int8)
+    args = (payoffs, kernel.RULES[selection], tol, FUSED_PIVOTS_PER_ACTION * (m + n), x, y, out, status)
+    chunks = thread_chunks(count)
+    if chunks == 1:
+        kernel.solve_range(*args, 0, count)
+    else:
+        kernel.solve_batch(*args, chunks)
+    sol = StageGameSolution(
+        strategies=[torch.from_numpy(x), torch.from_numpy(y)],
+        values=torch.from_numpy(out[:, :2]),
+        nash_gap=torch.from_numpy(out[:, 2]),
+        solved=torch.from_numpy(out[:, 2] <= tol),
+        n_equilibria=torch.from_numpy(out[:, 3].astype(np.int64)),
+    )
+    left = torch.from_numpy(np.flatnonzero(status))
+    if left.numel():
+        rest = _solve_scaled(game[left], options)
+        for field in ("values", "nash_gap", "solved", "n_equilibria"):
+            getattr(sol, field)[left] = getattr(rest, field)
+        for s, r in zip(sol.strategies, rest.strategies):
+            s[left] = r
     return sol
 
 

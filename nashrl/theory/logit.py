@@ -6,7 +6,9 @@ profits :math:`\pi_i = (p_i - c_i) q_i`.
 Nash: since :math:`\partial q_i / \partial p_i = -q_i(1-q_i)/\mu`, the first-order
 conditions are the fixed point :math:`p_i = c_i + \mu / (1 - q_i(p))`.
 Joint-profit maximum: all markups are equal, :math:`p_i - c_i = m` with
-:math:`m = \mu / (1 - \sum_j q_j(p))`.
+:math:`m = \mu / (1 - \sum_j q_j(p))`; the right side falls in :math:`m`, so this is one
+monotone equation in the common markup, solved by bracketing (asymmetric qualities and costs
+included).
 
 At the baseline (:math:`a_i = 2, a_0 = 0, \mu = 1/4, c_i = 1`, two firms):
 :math:`p^N = 1.47293`, :math:`p^M = 1.92498`, :math:`\pi^N = 0.22293`, :math:`\pi^M = 0.33749`.
@@ -15,7 +17,7 @@ At the baseline (:math:`a_i = 2, a_0 = 0, \mu = 1/4, c_i = 1`, two firms):
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import root
+from scipy.optimize import brentq, root
 
 
 def shares(a: np.ndarray, a0: float, mu: float, prices: np.ndarray) -> np.ndarray:
@@ -45,7 +47,11 @@ def nash(a: np.ndarray, a0: float, mu: float, costs: np.ndarray) -> np.ndarray:
 def joint_profit(a: np.ndarray, a0: float, mu: float, costs: np.ndarray) -> np.ndarray:
     costs = np.asarray(costs, float)
 
-    def equations(p: np.ndarray) -> np.ndarray:
-        return p - costs - mu / (1 - shares(a, a0, mu, p).sum())
+    def excess(markup: float) -> float:  # increasing in the markup, negative at 0
+        return markup - mu / (1 - shares(a, a0, mu, costs + markup).sum())
 
-    return _solve(equations, costs + 2 * mu, "joint-profit prices")
+    high = 2 * mu
+    while excess(high) <= 0:
+        high *= 2
+    markup = brentq(excess, 0.0, high, xtol=1e-15, rtol=1e-15, maxiter=500)
+    return costs + markup
