@@ -244,6 +244,50 @@ def test_solution_cache_returns_what_solve_returns_and_counts_hits():
     assert (cache.misses, cache.hits) == (3 + 1 + 5, 1 + 3 + 0)
 
 
+@pytest.mark.parametrize("players", [2, 3])
+def test_device_index_of_the_cache_answers_like_solve_and_copies_nothing_to_the_host(players, monkeypatch):
+    """The index a GPU learner uses (sorted integer hashes, hits confirmed on the payoffs), run on
+    CPU tensors: same answers and hit counts as the host dictionary, and no tensor is turned into
+    numpy or a list on the way (the solver itself is allowed: on a GPU it runs there)."""
+    import nashrl.equilibrium.cache as cache_module
+
+    gen = torch.Generator().manual_seed(9)
+    distinct = torch.rand(6, players, *([3] * players), generator=gen, dtype=torch.float64)
+    batches = [torch.tensor(i) for i in ([0, 1, 1, 2], [2, 0, 3, 3, 5], [4, 5, 0, 1, 2, 4])]
+    host = SolutionCache(max_games=5)  # the third batch overflows the bank: refilled
+    want = [host(distinct[i]) for i in batches]
+
+    guarded = {"on": True}
+    real_solve = cache_module.solve
+
+    def unguarded_solve(*args, **kwargs):
+        guarded["on"] = False
+        try:
+            return real_solve(*args, **kwargs)
+        finally:
+            guarded["on"] = True
+
+    for name in ("numpy", "tolist", "cpu"):
+        original = getattr(torch.Tensor, name)
+
+        def no_copy(self, *args, _original=original, _name=name, **kwargs):
+            if guarded["on"]:
+                raise AssertionError(f"the device index called Tensor.{_name}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, no_copy)
+    monkeypatch.setattr(cache_module, "solve", unguarded_solve)
+    device = SolutionCache(max_games=5, index="device")
+    got = [device(distinct[i]) for i in batches]
+    monkeypatch.undo()
+    for g, w in zip(got, want):
+        for a, b in zip(g.strategies, w.strategies):
+            torch.testing.assert_close(a, b)
+        torch.testing.assert_close(g.values, w.values)
+        assert torch.equal(g.solved, w.solved) and torch.equal(g.n_equilibria, w.n_equilibria)
+    assert (device.misses, device.hits) == (host.misses, host.hits) == (3 + 2 + 5, 1 + 3 + 1)
+
+
 def test_three_player_matching_pennies_mixed():
     # Jordan's 3-player matching pennies: unique equilibrium, everyone mixes 50/50.
     g = np.zeros((3, 2, 2, 2))

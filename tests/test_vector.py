@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nashrl.algorithms.nash_q.learner import distinct_rows
+from nashrl.equilibrium.cache import distinct_rows
 from nashrl.markets import MARKETS, make_market
 from nashrl.markets.base import MarketEnv
 from nashrl.markets.vector import VectorMarket
@@ -111,7 +111,7 @@ def test_distinct_rows():
     rows, inverse = distinct_rows(x[:1])
     assert torch.equal(rows[inverse], x[:1])
     # Colliding projections (all weights zero) fall back to the exact unique.
-    rows, inverse = distinct_rows(x, weights=torch.zeros(2))
+    rows, inverse = distinct_rows(x, weights=torch.zeros(2, dtype=torch.int64))
     assert len(rows) == 3 and torch.equal(rows[inverse], x)
 
 

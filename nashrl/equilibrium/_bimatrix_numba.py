@@ -28,6 +28,7 @@ from nashrl.equilibrium._lemke_howson_numba import workspace as lh_workspace
 
 _OPTIONS = {"cache": True, "error_model": "numpy"}
 
+NOT_FINITE = 2  # status of a game with a NaN or infinite payoff
 #: Selection rules, in the codes the kernel takes (:data:`nashrl.equilibrium.selection.SELECTIONS`).
 RULES = {"first": 0, "utilitarian": 1, "egalitarian": 2, "pareto": 3}
 PURE_TOL = 1e-12  # as nashrl.equilibrium.pure.pure_equilibrium_mask
@@ -97,6 +98,17 @@ def workspace(m, n):
     )
 
 
+@njit(**_OPTIONS)
+def _finite(a, b):
+    """True when every payoff is finite (``v - v`` is 0 for finite ``v``, NaN otherwise; counted
+    as integers, a reduction that vectorises without reordering float sums)."""
+    bad = 0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            bad += (a[i, j] - a[i, j] != 0.0) + (b[i, j] - b[i, j] != 0.0)
+    return bad == 0
+
+
 @njit(cache=True, error_model="numpy", fastmath={"nnan", "nsz"})
 def _normalise(a, b, an, bn, col_best, row_best):
     """``an, bn = (a, b) / scale`` with ``scale = max(1, max |a|, max |b|)``, returned; and the best
@@ -132,9 +144,11 @@ def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
     """Solve game ``(a, b)`` ``[m, n]`` (multiplied by ``1 / scale``, which can differ from the
     general path's division in the last bit); ``x``, ``y`` zero on entry; ``out`` gets
     ``(value_0, value_1, gap, n_equilibria)``. Returns 0 when solved here, 1 when the caller
-    must take the game to the general path."""
+    must take the game to the general path, :data:`NOT_FINITE` for a NaN or infinite payoff."""
     an, bn, col_best, row_best, ids, v0, v1, allowed, dev0, dev1, lh_work = work
     m, n = a.shape
+    if not _finite(a, b):
+        return NOT_FINITE
     scale = _normalise(a, b, an, bn, col_best, row_best)
     k = 0
     for i in range(m):

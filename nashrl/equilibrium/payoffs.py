@@ -38,12 +38,15 @@ def as_payoff_tensor(
     *,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Validate ``payoffs`` of shape ``[B, N, A_1, ..., A_N]`` and return a torch tensor.
 
     Raises:
         ValueError: naming ``payoffs`` and what was expected when the shape is not
-            ``[B, N, A_1, ..., A_N]``, an action set is empty, or a payoff is not finite.
+            ``[B, N, A_1, ..., A_N]``, an action set is empty, or (``check_finite``; a caller
+            that checks as it reads, like the compiled two-player kernel, passes False and
+            raises :data:`NOT_FINITE` itself) a payoff is not finite.
     """
     if isinstance(payoffs, np.ndarray):
         if not (np.issubdtype(payoffs.dtype, np.floating) or np.issubdtype(payoffs.dtype, np.integer)):
@@ -67,9 +70,18 @@ def as_payoff_tensor(
         )
     if any(size == 0 for size in tensor.shape[2:]):
         raise ValueError(f"payoffs: every player needs at least one action, got {tuple(tensor.shape)}")
-    if not torch.isfinite(torch.stack(torch.aminmax(tensor))).all():  # min and max propagate NaN
-        raise ValueError("payoffs: every payoff must be finite (found NaN or inf)")
+    if check_finite:
+        require_finite(tensor)
     return tensor
+
+
+NOT_FINITE = "payoffs: every payoff must be finite (found NaN or inf)"
+
+
+def require_finite(tensor: torch.Tensor) -> None:
+    """Raise ``ValueError(NOT_FINITE)`` unless every entry is finite."""
+    if tensor.numel() and not torch.isfinite(torch.stack(torch.aminmax(tensor))).all():  # both propagate NaN
+        raise ValueError(NOT_FINITE)
 
 
 def deviation_payoffs(payoffs: torch.Tensor, strategies: Sequence[torch.Tensor]) -> list[torch.Tensor]:

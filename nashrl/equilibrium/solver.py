@@ -36,7 +36,14 @@ from nashrl.equilibrium.lemke_howson import lemke_howson
 from nashrl.equilibrium.logit import logit_equilibrium, logit_values
 from nashrl.equilibrium.lp import correlated_equilibrium, maximin
 from nashrl.equilibrium.mixed import approximate_equilibrium
-from nashrl.equilibrium.payoffs import as_payoff_tensor, expected_payoffs, nash_gap, values_and_gap
+from nashrl.equilibrium.payoffs import (
+    NOT_FINITE,
+    as_payoff_tensor,
+    expected_payoffs,
+    nash_gap,
+    require_finite,
+    values_and_gap,
+)
 from nashrl.equilibrium.pure import pure_equilibrium_mask
 from nashrl.equilibrium.selection import SELECTIONS, select
 from nashrl.equilibrium.small_support import MAX_SUPPORT_PROFILES, n_support_profiles, small_support_equilibria
@@ -242,14 +249,15 @@ def solve(
     _check_options(concept, selection, tol, lh_starts, search_mixed)
     if (concept == "logit") != (temperature is not None):
         raise ValueError("temperature: expected a number with concept='logit' (and only then)")
-    game = as_payoff_tensor(payoffs)
+    game = as_payoff_tensor(payoffs, check_finite=False)
+    options = (concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters)
+    if game.shape[0] and _fused_kernel(game, *options) is not None:
+        return _solve_fused(game, options)  # checks finiteness as it reads
+    require_finite(game)
     if game.shape[0] == 0:
         return _empty_solution(game)
     if concept == "logit":
         return _logit_solution(game, temperature, tol)
-    options = (concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters)
-    if _fused_kernel(game, *options) is not None:
-        return _solve_fused(game, options)
     return _solve_scaled(game, options)
 
 
@@ -301,6 +309,8 @@ def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
         kernel.solve_range(*args, 0, count)
     else:
         kernel.solve_batch(*args, chunks)
+    if (status == kernel.NOT_FINITE).any():
+        raise ValueError(NOT_FINITE)
     sol = StageGameSolution(
         strategies=[torch.from_numpy(x), torch.from_numpy(y)],
         values=torch.from_numpy(out[:, :2]),

@@ -65,6 +65,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from nashrl.algorithms.nash_q.module import Q_JOINT
 from nashrl.algorithms.nash_q.replay import OWN_SHOCKS, TRAIN_COLUMNS
+from nashrl.equilibrium.cache import distinct_rows
 
 TD_LOSS = "td_loss"
 #: Batch column of precomputed equilibrium targets y [B, N] (see NashQTorchLearner.learn).
@@ -79,27 +80,6 @@ def joint_index(actions: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
     for i, size in enumerate(sizes):
         flat = flat * size + actions[:, i].long()
     return flat
-
-
-def distinct_rows(x: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(rows, inverse)`` with ``rows[inverse] == x``: the distinct rows of ``x`` ``[B, D]``.
-
-    Rows are told apart by a projection on random ``weights`` (a 1-D sort, much faster than
-    ``torch.unique(dim=0)``); the result is checked exactly and, in the measure-zero event of a
-    collision, computed by ``torch.unique(dim=0)`` instead."""
-    if x.shape[0] <= 1:
-        return x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    if weights is None:
-        generator = torch.Generator(device="cpu").manual_seed(0x5EED)
-        weights = torch.rand(x.shape[1], generator=generator, dtype=torch.float64) + 0.5
-    keys = x.double().flatten(1) @ weights.to(device=x.device, dtype=torch.float64)
-    _, inverse = torch.unique(keys, return_inverse=True)
-    first = torch.empty(int(inverse.max()) + 1, dtype=torch.long, device=x.device)
-    first.scatter_(0, inverse, torch.arange(x.shape[0], device=x.device))
-    rows = x[first]
-    if not torch.equal(rows[inverse], x):
-        return torch.unique(x, dim=0, return_inverse=True)
-    return rows, inverse
 
 
 def shock_rent(strategies: list[torch.Tensor]) -> torch.Tensor:
