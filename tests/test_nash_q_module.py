@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from nashrl.algorithms.nash_q.connectors import FIRM_INDEX, firm_index
-from nashrl.algorithms.nash_q.learner import joint_index
+from nashrl.algorithms.nash_q.heads import joint_index
 from nashrl.algorithms.nash_q.module import NashQTorchRLModule
 from nashrl.algorithms.nash_q.replay import JointTransitionBuffer
 
@@ -69,6 +69,32 @@ def test_target_network_copies_and_forward_target():
     q = module.forward_target(batch([0]))["q_joint"]
     assert torch.allclose(q[0], torch.as_tensor(GAME, dtype=torch.float32))
     assert module.get_target_network_pairs()[0][0] is module.q_net
+
+
+def test_q_at_the_taken_actions_equals_the_full_stage_game_entry():
+    """The training forward computes only the taken joint action's outputs: the same numbers (and
+    the same gradients) as gathering them from the whole joint-action output."""
+    module = NashQTorchRLModule(
+        observation_space=gym.spaces.Box(0.0, 1.0, (2,), np.float32),
+        action_space=gym.spaces.Discrete(4),
+        model_config={"action_sizes": [4, 3, 2], "hiddens": [8]},
+    )
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.rand(16, 2, generator=gen)
+    actions = torch.stack([torch.randint(0, n, (16,), generator=gen) for n in (4, 3, 2)], 1)
+    taken = module.q_taken(obs, actions)
+    full = module.q_values(obs)
+    want = full[
+        torch.arange(16)[:, None],
+        torch.arange(3)[None, :],
+        actions[:, None, 0],
+        actions[:, None, 1],
+        actions[:, None, 2],
+    ]
+    torch.testing.assert_close(taken, want)
+    grad_taken = torch.autograd.grad(taken.square().sum(), module.q_net[-1].weight)[0]
+    grad_full = torch.autograd.grad(want.square().sum(), module.q_net[-1].weight)[0]
+    torch.testing.assert_close(grad_taken, grad_full)
 
 
 def test_joint_index_is_row_major():

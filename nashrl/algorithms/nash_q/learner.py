@@ -63,7 +63,7 @@ from ray.rllib.utils.metrics import (
 )
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from nashrl.algorithms.nash_q.module import Q_JOINT
+from nashrl.algorithms.nash_q.module import Q_TAKEN
 from nashrl.algorithms.nash_q.replay import OWN_SHOCKS, TRAIN_COLUMNS
 from nashrl.equilibrium.cache import distinct_rows
 
@@ -72,14 +72,6 @@ TD_LOSS = "td_loss"
 TARGETS = "nash_q_targets"
 #: Rows of the batch on which an update's Q-values are checked to be finite.
 PROBE_ROWS = 32
-
-
-def joint_index(actions: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
-    """Row-major flat index of joint actions ``[B, N]``."""
-    flat = torch.zeros(actions.shape[0], dtype=torch.long, device=actions.device)
-    for i, size in enumerate(sizes):
-        flat = flat * size + actions[:, i].long()
-    return flat
 
 
 def shock_rent(strategies: list[torch.Tensor]) -> torch.Tensor:
@@ -127,9 +119,12 @@ class NashQTorchLearner(TorchLearner):
         sample (replay field names), then the target-network and learning-rate updates.
 
         The plain loop of :meth:`ray.rllib.core.learner.Learner.update` -- forward, loss
-        (:meth:`compute_loss_for_module`), gradients, :meth:`apply_gradients` -- without its
-        per-minibatch batch objects and bookkeeping, which cost more than the update itself at
-        the network sizes of market games. Without ``double_q`` the targets of every minibatch come
+        (:meth:`compute_loss_for_module`), gradients, RLlib's clipping when configured, the
+        optimizer step -- without its per-minibatch batch objects and bookkeeping, which cost more
+        than the update itself at the network sizes of market games. RLlib's per-step,
+        per-parameter finiteness checks (which turn NaN gradients into zeros, silently) are left
+        out too: one :meth:`finite_or_rollback` covers the call, and a non-finite step rolls the
+        whole call back and stops the run with a message. Without ``double_q`` the targets of every minibatch come
         from the target network, which does not move during the call: they are computed for the
         whole sample in one pass (one forward, one solve of its distinct next states). Returns the
         reduced metrics, as ``update`` does."""
@@ -144,14 +139,21 @@ class NashQTorchLearner(TorchLearner):
         if not config.double_q:  # the target network is fixed during the call: all targets in one pass
             data[TARGETS] = self._targets(module_id, module.unwrapped(), data, config)
         module.train()  # once (RLlib's forward_train sets it again for every minibatch)
+        (optimizer,) = self._optimizer_parameters
+        postprocess = config.grad_clip is not None or config.log_gradients
         with self.finite_or_rollback():  # one check for the whole call
             for start in range(0, rows - minibatch_size + 1, minibatch_size):
                 batch = {k: v[start : start + minibatch_size] for k, v in data.items()}
                 loss = self.compute_loss_for_module(
                     module_id=module_id, config=config, batch=batch, fwd_out=module.unwrapped()._forward_train(batch)
                 )
-                gradients = self.postprocess_gradients(self.compute_gradients({module_id: loss}))
-                TorchLearner.apply_gradients(self, gradients)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if postprocess:  # RLlib's clipping (and gradient logging), as Learner.update does it
+                    grads = self.postprocess_gradients({pid: p.grad for pid, p in self._params.items()})
+                    for pid, grad in grads.items():
+                        self._params[pid].grad = grad
+                optimizer.step()
         self._weights_seq_no += 1
         log = self.metrics.log_value
         log((module_id, self.TOTAL_LOSS_KEY), loss.detach(), window=1)
@@ -202,11 +204,7 @@ class NashQTorchLearner(TorchLearner):
     def compute_loss_for_module(self, *, module_id: str, config, batch: dict[str, Any], fwd_out: dict[str, Any]):
         module = self.module[module_id].unwrapped()
         self._probe[module_id] = batch[Columns.OBS].detach()  # checked after the update (finite_or_rollback)
-        q = fwd_out[Q_JOINT]
-        n_firms = q.shape[1]
-        flat = q.flatten(2)
-        taken = joint_index(batch[Columns.ACTIONS], module.action_sizes)
-        q_taken = flat.gather(2, taken.view(-1, 1, 1).expand(-1, n_firms, 1)).squeeze(2)
+        q_taken = fwd_out[Q_TAKEN]
         y = batch[TARGETS] if TARGETS in batch else self._targets(module_id, module, batch, config)
         error = q_taken - y
         if config.td_error_loss_fn == "huber":

@@ -43,9 +43,12 @@ from ray.rllib.utils.schedules.scheduler import Scheduler
 from torch import nn
 
 from nashrl.algorithms.nash_q.connectors import FIRM_INDEX
+from nashrl.algorithms.nash_q.heads import JointHead
 from nashrl.equilibrium import SolutionCache, StageGameSolution, deviation_payoffs
 
 Q_JOINT = "q_joint"
+#: forward_train's output: each firm's Q at the batch's joint actions, ``[B, N]``.
+Q_TAKEN = "q_taken"
 
 
 def mlp(n_in: int, hiddens: list[int], n_out: int) -> nn.Sequential:
@@ -86,14 +89,19 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         n_obs = int(math.prod(self.observation_space.shape))
         self.public_size = int(cfg.get("public_size") or n_obs)
         self.private_shocks = self.public_size < n_obs  # the observation ends with the firm's own shocks
-        self.q_net = mlp(
-            self.public_size, list(cfg.get("hiddens", [64, 64])), self.n_firms * math.prod(self.action_sizes)
-        )
+        self.head = JointHead(self.action_sizes)
+        self.q_net = mlp(self.public_size, list(cfg.get("hiddens", [64, 64])), self.head.n_outputs)
 
     # ----- Q-values and stage games -----
+    def _public(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.float().flatten(1)[:, : self.public_size]
+
     def _q(self, net: nn.Module, obs: torch.Tensor) -> torch.Tensor:
-        out = net(obs.float().flatten(1)[:, : self.public_size])
-        return out.view(-1, self.n_firms, *self.action_sizes)
+        return self.head.stage_games(net(self._public(obs)))
+
+    def q_taken(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``[B, N]``: every firm's Q at the joint actions taken (only those outputs computed)."""
+        return self.head.taken(self.q_net[-1], self.q_net[:-1](self._public(obs)), actions)
 
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B, N, A_1, ..., A_N]``: every firm's Q over joint actions."""
@@ -185,7 +193,7 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         return {Columns.ACTIONS: self.act(*self._rows(batch), explore=True, t=t)}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        return {Q_JOINT: self.q_values(batch[Columns.OBS])}
+        return {Q_TAKEN: self.q_taken(batch[Columns.OBS], batch[Columns.ACTIONS])}
 
     # ----- target network -----
     def make_target_networks(self) -> None:
