@@ -349,11 +349,12 @@ def _general_path(game, selection):
     return _solve_scaled(torch.as_tensor(game), ("nash", selection, 1e-6, 1, "auto", "auto", 400))
 
 
-def _assert_same_solution(fused, general):
+def _assert_same_solution(fused, general, games):
     for s, r in zip(fused.strategies, general.strategies):
         torch.testing.assert_close(s, r, rtol=0, atol=1e-12)
-    torch.testing.assert_close(fused.values, general.values, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(fused.nash_gap, general.nash_gap, rtol=0, atol=1e-11)
+    scale = torch.as_tensor(np.abs(games).reshape(len(games), -1).max(1)).clamp_min(1.0)  # the solver's units
+    torch.testing.assert_close(fused.values / scale[:, None], general.values / scale[:, None], rtol=0, atol=1e-12)
+    torch.testing.assert_close(fused.nash_gap / scale, general.nash_gap / scale, rtol=0, atol=1e-11)
     assert torch.equal(fused.solved, general.solved)
     assert torch.equal(fused.n_equilibria, general.n_equilibria)
 
@@ -369,11 +370,12 @@ def test_fused_two_player_kernel_returns_the_general_paths_solution(selection):
             rng.uniform(0, 1, (300, 2, 5, 5)),
             rng.integers(0, 3, (300, 2, 5, 5)).astype(float) * 1e3,
             rng.normal(0, 50, (300, 2, 5, 5)),
+            rng.uniform(0, 1, (100, 2, 5, 5)) * 1e200,  # tol applies in the solver's units
         ]
     )
-    _assert_same_solution(solve(games, selection=selection), _general_path(games, selection))
+    _assert_same_solution(solve(games, selection=selection), _general_path(games, selection), games)
     rect = rng.uniform(-3, 3, (400, 2, 3, 7))
-    _assert_same_solution(solve(rect, selection=selection), _general_path(rect, selection))
+    _assert_same_solution(solve(rect, selection=selection), _general_path(rect, selection), rect)
 
 
 def test_fused_kernel_hands_unfinished_paths_to_the_general_path(monkeypatch):
@@ -388,7 +390,7 @@ def test_fused_kernel_hands_unfinished_paths_to_the_general_path(monkeypatch):
     monkeypatch.setattr(solver, "FUSED_PIVOTS_PER_ACTION", 0)
     sol = solve(games)
     assert bool(sol.solved.all())
-    _assert_same_solution(sol, _general_path(games, "pareto"))
+    _assert_same_solution(sol, _general_path(games, "pareto"), games)
 
 
 def test_payoff_check_catches_every_non_finite_entry():

@@ -143,7 +143,7 @@ def _normalise(a, b, an, bn, col_best, row_best):
 def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
     """Solve game ``(a, b)`` ``[m, n]`` (multiplied by ``1 / scale``, which can differ from the
     general path's division in the last bit); ``x``, ``y`` zero on entry; ``out`` gets
-    ``(value_0, value_1, gap, n_equilibria)``. Returns 0 when solved here, 1 when the caller
+    ``(value_0, value_1, gap, n_equilibria, gap / scale)``. Returns 0 when solved here, 1 when the caller
     must take the game to the general path, :data:`NOT_FINITE` for a NaN or infinite payoff."""
     an, bn, col_best, row_best, ids, v0, v1, allowed, dev0, dev1, lh_work = work
     m, n = a.shape
@@ -165,7 +165,8 @@ def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
         y[j] = 1.0
         out[0] = v0[c] * scale
         out[1] = v1[c] * scale
-        out[2] = max(col_best[j] - v0[c], row_best[i] - v1[c], 0.0) * scale
+        out[4] = max(col_best[j] - v0[c], row_best[i] - v1[c], 0.0)
+        out[2] = out[4] * scale
         out[3] = k
         return 0
     converged, _ = lemke_howson_path(an, bn, 0, max_iter, x, y, lh_work)
@@ -190,6 +191,7 @@ def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
     out[1] = value1 * scale
     out[2] = gap * scale
     out[3] = 1
+    out[4] = gap
     return 0
 
 

@@ -301,7 +301,7 @@ def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
     payoffs = np.ascontiguousarray(game.numpy())
     count, _, m, n = payoffs.shape
     x, y = np.zeros((count, m)), np.zeros((count, n))
-    out = np.zeros((count, 4))
+    out = np.zeros((count, 5))  # values, gap, equilibria, gap in the solver's units (tol's)
     status = np.zeros(count, dtype=np.int8)
     args = (payoffs, kernel.RULES[selection], tol, FUSED_PIVOTS_PER_ACTION * (m + n), x, y, out, status)
     chunks = thread_chunks(count)
@@ -315,7 +315,7 @@ def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
         strategies=[torch.from_numpy(x), torch.from_numpy(y)],
         values=torch.from_numpy(out[:, :2]),
         nash_gap=torch.from_numpy(out[:, 2]),
-        solved=torch.from_numpy(out[:, 2] <= tol),
+        solved=torch.from_numpy(out[:, 4] <= tol),
         n_equilibria=torch.from_numpy(out[:, 3].astype(np.int64)),
     )
     left = torch.from_numpy(np.flatnonzero(status))
