@@ -426,5 +426,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def console_main() -> None:
+    """The ``nashrl`` command: :func:`main`, then exit. When this process started a local Ray
+    instance, it leaves at once (``os._exit``, every output already written and flushed) and its
+    watchdog ends the instance's processes in the background (:mod:`nashrl.watchdog`), instead of
+    ``ray.shutdown()`` and the interpreter's teardown keeping the command ~3 s past its results."""
+    import os
+
+    from nashrl.ray_session import owns_local_instance
+
+    code = main()
+    if owns_local_instance():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -72,6 +72,13 @@ def init_ray(config: dict[str, Any]) -> None:
     register_rllib_envs()
 
 
+def owns_local_instance() -> bool:
+    """True when this process started a local Ray instance that its watchdog will end."""
+    import ray
+
+    return bool(_WATCHDOG) and ray.is_initialized()
+
+
 def start_watchdog() -> None:
     """Have a separate process end this driver's local Ray processes if the driver dies (Linux)."""
     if not sys.platform.startswith("linux") or _WATCHDOG:

@@ -4,8 +4,9 @@ Started by :func:`nashrl.ray_session.start_watchdog` right after ``ray.init``. I
 reading the pipe ``FD`` whose only writer is the driver; when the driver exits (normally or
 killed), the read returns. Then every process descended from the driver, found through
 ``/proc`` (GCS, raylet, the dashboard and runtime-env agents, workers), gets SIGTERM and,
-two seconds later, SIGKILL. After a normal exit ``ray.shutdown()`` has already ended them
-and there is nothing left to do.
+two seconds later, SIGKILL. The ``nashrl`` command leaves this teardown to the watchdog on
+purpose once its results are written (:func:`nashrl.cli.console_main`); a program that calls
+``ray.shutdown()`` has ended them already and leaves nothing to do.
 """
 
 from __future__ import annotations

@@ -273,6 +273,12 @@ def test_thread_budget_per_process_survives_the_solver(ray_session, tmp_path):
         assert metrics.get("nash_q/td_loss") is not None  # the learner (and its solver) ran
         runners = trainer.algo.env_runner_group.foreach_env_runner(lambda r: thread_counts(), local_env_runner=False)
         assert runners == [{"torch": 1, "numba": 1, "numba_layer": "workqueue"}]
+        # RLlib seeded the runner deterministically without importing TorchInductor (nashrl.startup).
+        seeded = trainer.algo.env_runner_group.foreach_env_runner(
+            lambda r: (torch.are_deterministic_algorithms_enabled(), "torch._inductor" in __import__("sys").modules),
+            local_env_runner=False,
+        )
+        assert seeded == [(True, False)]
         driver = thread_counts()
         assert driver["torch"] == driver["numba"] == default_learner_threads(1)
         assert driver["numba_layer"] == "workqueue"
@@ -321,6 +327,49 @@ def test_diverging_training_stops_with_a_finite_checkpoint(ray_session, tmp_path
     policy = load_policy(saved, stored)
     assert all(torch.isfinite(p).all() for p in policy.module.parameters())
     assert run_status(saved.parent.parent)["status"] == "failed"
+
+
+def test_command_exits_right_after_its_results_and_the_watchdog_ends_ray(tmp_path):
+    """`nashrl train` leaves with os._exit once summary and checkpoint are written; its watchdog
+    then ends the local Ray instance (no ray.shutdown wait): nothing of Ray outlives it."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    config = tmp_path / "short.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "name": "short",
+                "market": {"type": "cournot", "memory": 0},
+                "algorithm": {"name": "nash_q", "hiddens": [16]},
+                "run": {"stop": {"env_steps": 200}, "output_dir": str(tmp_path / "runs"), "progress": False},
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    watched: list[int] = []
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "nashrl.cli", "train", str(config), "--json"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    from nashrl.watchdog import descendants, parents
+
+    while driver.poll() is None:  # record the Ray processes the command starts
+        watched = sorted(set(watched) | {p for p in descendants(driver.pid, parents()) if _is_ray(p)})
+        time.sleep(0.2)
+    summary = json.loads(driver.stdout.read())
+    assert driver.returncode == 0
+    assert Path(summary["checkpoint"], "nashrl.json").is_file()
+    assert json.loads(Path(summary["run_dir"], "status.json").read_text())["status"] == "complete"
+    assert watched, "no Ray process seen"
+    deadline = time.time() + 30
+    alive = watched
+    while alive and time.time() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in watched if Path(f"/proc/{p}").exists() and _state(p) != "Z"]
+    assert not alive, f"Ray processes outlived the command: {alive}"
 
 
 def test_killed_driver_leaves_no_ray_processes_and_no_ray_results(tmp_path):

@@ -66,6 +66,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from nashrl.algorithms.nash_q.module import Q_TAKEN
 from nashrl.algorithms.nash_q.replay import OWN_SHOCKS, TRAIN_COLUMNS
 from nashrl.equilibrium.cache import distinct_rows
+from nashrl.startup import eager_deterministic_flag
 
 TD_LOSS = "td_loss"
 #: Batch column of precomputed equilibrium targets y [B, N] (see NashQTorchLearner.learn).
@@ -82,6 +83,10 @@ def shock_rent(strategies: list[torch.Tensor]) -> torch.Tensor:
 
 
 class NashQTorchLearner(TorchLearner):
+    def __init__(self, *args, **kwargs) -> None:
+        with eager_deterministic_flag():  # RLlib seeds torch here (nashrl.startup)
+            super().__init__(*args, **kwargs)
+
     def configure_optimizers_for_module(self, module_id: str, config=None) -> None:
         """Adam, as RLlib's default, in its fused kernel where the device has one (CPU, CUDA)."""
         module = self._module[module_id]

@@ -50,6 +50,7 @@ from nashrl.algorithms.nash_q.connectors import AddFirmIndex
 from nashrl.algorithms.nash_q.replay import TRAIN_COLUMNS, JointTransitionBuffer
 from nashrl.algorithms.nash_q.vector_runner import VectorEnvRunner
 from nashrl.algorithms.theory_metrics import DEFAULT_EVAL, TheoryMetrics, final_state
+from nashrl.startup import eager_deterministic_flag, import_in_background
 
 MODULE_ID = "nash_q"
 #: RLlib settings nashrl passes on for Deep Nash-Q; any other key is refused, not forwarded.
@@ -283,7 +284,10 @@ class NashQ(Algorithm):
         return NashQConfig()
 
     def setup(self, config: NashQConfig) -> None:
-        super().setup(config)
+        # The learner's optimizer imports TorchDynamo: done while the env runners start (nashrl.startup).
+        import_in_background("torch._dynamo")
+        with eager_deterministic_flag():  # RLlib seeds torch here (nashrl.startup)
+            super().setup(config)
         market = self.config.market()
         self.replay = JointTransitionBuffer(
             self.config.replay_capacity,

@@ -43,6 +43,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from nashrl.markets.vector import VectorMarket
+from nashrl.startup import eager_deterministic_flag
 
 #: Episodes each firm's mean profit per period is averaged over (as RLlib smooths returns).
 PROFIT_WINDOW = 20
@@ -51,6 +52,10 @@ PROFIT_WINDOW = 20
 class VectorEnvRunner(MultiAgentEnvRunner):
     """``sample()`` returns joint transitions ``{obs, actions, rewards, next_obs, terminated,
     own_shocks}`` (arrays over ``periods x K`` rows, public observations) instead of episodes."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        with eager_deterministic_flag():  # RLlib seeds torch here (nashrl.startup)
+            super().__init__(*args, **kwargs)
 
     def make_env(self) -> None:
         # RLlib's env: one copy, for spaces, checks and callbacks; the K copies stepped are a VectorMarket.
