@@ -17,7 +17,11 @@ import yaml
 from nashrl.markets import make_market
 from nashrl.markets.validation import ConfigError, is_real
 
-ALGORITHMS = ("nash_q", "dqn", "tabular_nash_q", "tabular_q")
+ALGORITHMS = ("nash_q", "independent_dqn", "dqn", "tabular_nash_q", "tabular_q")
+#: Run by nashrl's NashQ algorithm on RLlib (joint-action or independent Q head; one module "nash_q").
+NASH_Q_MACHINERY = ("nash_q", "independent_dqn")
+#: Trained on RLlib (Ray): the above and RLlib's own DQN.
+RLLIB_ALGORITHMS = (*NASH_Q_MACHINERY, "dqn")
 SECTIONS = {"name", "market", "algorithm", "run", "tune"}
 
 
@@ -148,7 +152,12 @@ def _check_network_size(algo: dict[str, Any], market) -> None:
     import math
 
     hiddens = list(algo.get("hiddens", [64, 64]))
-    outputs = [market.n_firms * math.prod(market.action_sizes)] if algo["name"] == "nash_q" else market.action_sizes
+    if algo["name"] == "nash_q":
+        outputs = [market.n_firms * math.prod(market.action_sizes)]
+    elif algo["name"] == "independent_dqn":
+        outputs = [sum(market.action_sizes)]
+    else:
+        outputs = list(market.action_sizes)
     total = 0
     for n_out in outputs:
         widths = [market.observation_size, *hiddens, n_out]

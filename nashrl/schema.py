@@ -89,6 +89,7 @@ class NashQSettings(Section):
     ``grad_clip``); ``None`` = not given (NashQConfig's default)."""
 
     hiddens: Hiddens | None = None
+    q_head: Literal["joint"] | None = None
     solution_concept: Literal["nash", "correlated", "maximin", "logit"] | None = None
     logit_temperature: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     selection: Literal[SELECTIONS] | None = None  # type: ignore[valid-type]
@@ -117,6 +118,27 @@ class NashQSettings(Section):
         if self.replay_capacity is not None and self.train_batch_size is not None:
             if self.replay_capacity < self.train_batch_size:
                 raise ValueError(f"replay_capacity: expected at least train_batch_size ({self.train_batch_size})")
+        return self
+
+
+#: Nash-Q settings that independent learners do not use (no equilibrium to select or search).
+INDEPENDENT_UNUSED = ("selection", "equilibrium_search", "solver_backend")
+
+
+class IndependentDQNSettings(NashQSettings):
+    """Independent DQN on Nash-Q's machinery (``algorithm.name: independent_dqn``): the same
+    settings, each firm's Q over its own actions (``q_head: independent``); a firm's own argmax
+    (``nash``) or logit choice (``logit``, markets with private shocks) replaces the equilibrium,
+    so there is no equilibrium to select or search."""
+
+    q_head: Literal["independent"] | None = None
+    solution_concept: Literal["nash", "logit"] | None = None
+
+    @model_validator(mode="after")
+    def _no_equilibrium_settings(self):
+        for key in INDEPENDENT_UNUSED:
+            if getattr(self, key) is not None:
+                raise ValueError(f"{key}: unset (independent learners select and search no equilibrium)")
         return self
 
 
@@ -156,6 +178,7 @@ class TabularNashQSettings(TabularQSettings):
 
 SETTINGS: dict[str, type[Section]] = {
     "nash_q": NashQSettings,
+    "independent_dqn": IndependentDQNSettings,
     "dqn": DQNSettings,
     "tabular_q": TabularQSettings,
     "tabular_nash_q": TabularNashQSettings,

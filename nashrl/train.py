@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from nashrl.checkpoints import CheckpointError, check_compatible, write_meta
+from nashrl.config import RLLIB_ALGORITHMS
 from nashrl.files import atomic_write_text, write_json
 from nashrl.markets import make_market
 from nashrl.ray_session import init_ray
@@ -125,7 +126,7 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
     from nashrl.analysis.evaluation import summarize
 
     resumed = check_compatible(resume, config) if resume is not None else None
-    if config["algorithm"]["name"] in ("nash_q", "dqn"):
+    if config["algorithm"]["name"] in RLLIB_ALGORITHMS:
         init_ray(config)
     trainer = build_trainer(config)
     run_dir = None

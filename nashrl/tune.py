@@ -18,7 +18,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from nashrl.config import algorithm_settings
+from nashrl.config import RLLIB_ALGORITHMS, algorithm_settings
 from nashrl.markets.validation import ConfigError
 
 DOMAINS = ("loguniform", "uniform", "choice", "grid", "randint")
@@ -58,8 +58,10 @@ def validate_tune(tune: Any, config: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(sched, dict) or sched.get("type", "asha") not in ("asha", "fifo"):
         raise ConfigError(f"tune.scheduler.type: expected 'asha' or 'fifo', got {sched!r}")
     algo = config["algorithm"]
-    if algo["name"] not in ("nash_q", "dqn"):
-        raise ConfigError(f"tune: searches run RLlib algorithms (nash_q, dqn), got algorithm.name={algo['name']!r}")
+    if algo["name"] not in RLLIB_ALGORITHMS:
+        raise ConfigError(
+            f"tune: searches run RLlib algorithms {RLLIB_ALGORITHMS}, got algorithm.name={algo['name']!r}"
+        )
     for key, spec in out["search_space"].items():
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DOMAINS:
             raise ConfigError(f"tune.search_space.{key}: expected one of {{{', '.join(DOMAINS)}: ...}}, got {spec!r}")

@@ -135,3 +135,21 @@ def test_switching_algorithm_on_a_nash_q_config_maps_the_shared_settings():
     assert tab["name"] == "tabular_q" and tab["gamma"] == 0.5 and "hiddens" not in tab
     with pytest.raises(ConfigError, match="^algorithm.name"):
         load_config("configs/cournot_duopoly.yaml", ["algorithm.name=ppo"])
+    idqn = load_config("configs/cournot_duopoly.yaml", ["algorithm.name=independent_dqn"])["algorithm"]
+    assert idqn["name"] == "independent_dqn" and "selection" not in idqn and "equilibrium_search" not in idqn
+    same = ("lr", "gamma", "hiddens", "epsilon", "updates_per_iteration", "train_batch_size", "td_error_loss_fn")
+    assert all(idqn.get(k) == written.get(k) for k in same)  # Nash-Q's network, replay ratio and schedules
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("algorithm.selection=pareto", r"algorithm.selection: expected unset \(independent learners select"),
+        ("algorithm.solution_concept=correlated", "algorithm.solution_concept: expected"),
+        ("algorithm.q_head=joint", "algorithm.q_head: expected"),
+    ],
+)
+def test_independent_dqn_refuses_equilibrium_settings(setting, message):
+    base = ["algorithm.name=independent_dqn"]
+    with pytest.raises(ConfigError, match=message):
+        load_config("configs/cournot_duopoly.yaml", [*base, setting])

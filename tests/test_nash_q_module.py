@@ -136,3 +136,63 @@ def test_joint_replay_ring_buffer():
     other = JointTransitionBuffer(capacity=5, n_firms=2, obs_dim=1)
     other.set_state(state)
     np.testing.assert_array_equal(other.sample(10)["obs"], buf.sample(10)["obs"])
+
+
+def _independent_module(q_own: np.ndarray, **config) -> NashQTorchRLModule:
+    """A module with an independent head whose Q-values are ``q_own`` [N, A] at every state."""
+    n, a = q_own.shape
+    module = NashQTorchRLModule(
+        observation_space=gym.spaces.Box(0.0, 1.0, (1,), np.float32),
+        action_space=gym.spaces.Discrete(a),
+        model_config={"action_sizes": [a] * n, "hiddens": [4], "q_head": "independent", **config},
+    )
+    with torch.no_grad():
+        for p in module.q_net.parameters():
+            p.zero_()
+        module.q_net[-1].bias.copy_(torch.as_tensor(q_own.reshape(-1), dtype=torch.float32))
+    return module
+
+
+def test_independent_head_plays_each_firms_own_argmax_and_targets_are_dqns():
+    """Each firm's Q over its own actions: greedy play is its argmax (whatever the rival does), the
+    target is r + gamma max_a Q_target(s', a) (DQN), and the training forward is Q at the own action."""
+    from types import SimpleNamespace
+
+    from ray.rllib.core.columns import Columns
+
+    from nashrl.algorithms.nash_q.learner import NashQTorchLearner
+
+    q_own = np.array([[1.0, 3.0, 2.0], [0.5, -1.0, 0.25]])
+    module = _independent_module(q_own)
+    module.make_target_networks()
+    assert module.q_net[-1].out_features == 6
+    assert module.forward_inference(batch([0, 1]))["actions"].tolist() == [1, 0]
+    assert module.act_joint(torch.zeros(4, 1), None, explore=False).tolist() == [[1, 0]] * 4
+    taken = module.q_taken(torch.zeros(2, 1), torch.tensor([[2, 1], [0, 2]]))
+    np.testing.assert_allclose(taken.detach().numpy(), [[2.0, -1.0], [1.0, 0.25]])
+    batch_ = {
+        Columns.NEXT_OBS: torch.zeros(2, 1),
+        Columns.TERMINATEDS: torch.tensor([0.0, 1.0]),
+        Columns.REWARDS: torch.tensor([[0.5, 1.0], [2.0, -1.0]]),
+    }
+    y, sol = NashQTorchLearner.equilibrium_targets(None, module, batch_, SimpleNamespace(double_q=False, gamma=0.9))
+    np.testing.assert_allclose(y.numpy(), [[0.5 + 0.9 * 3.0, 1.0 + 0.9 * 0.5], [2.0, -1.0]], rtol=1e-6)
+    assert bool(sol.solved.all()) and float(sol.nash_gap.max()) == 0.0
+
+
+def test_independent_head_logit_choice_is_a_softmax_with_the_soft_maximum_as_value():
+    tau = 0.5
+    q_own = np.array([[1.0, 0.0], [0.0, 2.0]])
+    module = _independent_module(q_own, solution_concept="logit", logit_temperature=tau)
+    sol = module.solve_stage_games(module.q_values(torch.zeros(1, 1)))
+    for i in range(2):
+        np.testing.assert_allclose(
+            sol.strategies[i][0].numpy(), torch.softmax(torch.tensor(q_own[i]) / tau, 0), rtol=1e-6
+        )
+        soft_max = tau * np.log(np.exp(q_own[i] / tau).sum())
+        np.testing.assert_allclose(float(sol.values[0, i]), soft_max, rtol=1e-6)
+
+
+def test_independent_head_refuses_equilibrium_concepts():
+    with __import__("pytest").raises(ValueError, match="solution_concept: expected 'nash' or 'logit' for independent"):
+        _independent_module(np.zeros((2, 2)), solution_concept="correlated")

@@ -197,7 +197,10 @@ def test_soft_nash_q_target_on_a_hand_computed_case():
     q[0, 0] = torch.tensor([[1.0, 1.0], [0.0, 0.0]])  # firm 0: action 0 worth 1, action 1 worth 0
     q[0, 1] = torch.tensor([[0.0, 2.0], [0.0, 2.0]])  # firm 1: action 0 worth 0, action 1 worth 2
     cache = SolutionCache(concept="logit", temperature=tau)
+    from nashrl.algorithms.nash_q.heads import JointHead
+
     module = SimpleNamespace(
+        head=JointHead((2, 2)),
         target_q_values=lambda obs: q.float(),
         q_values=lambda obs: q.float(),
         solve_stage_games=lambda game: cache(game),

@@ -444,6 +444,26 @@ def test_independent_dqn_baseline_runs(ray_session, tmp_path):
     assert len(summary["evaluation"]["final_actions"]) == 2
 
 
+def test_independent_dqn_on_nash_q_machinery_trains_evaluates_and_resumes(ray_session, tmp_path):
+    """independent_dqn: the Nash-Q config's settings, each firm's Q over its own actions; it trains on
+    the vector runner (its TD targets are checked against DQN's in test_nash_q_module), and its
+    checkpoint evaluates to the same greedy play and records its name."""
+    from pathlib import Path
+
+    from nashrl.analysis.report import evaluate_checkpoint
+    from nashrl.train import run_training
+
+    algo = {**NASH_Q, "name": "independent_dqn"}
+    summary = run_training(small_config(tmp_path, algo, env_steps=3000), quiet=True)
+    metrics = summary["final_metrics"]
+    assert np.isfinite(metrics["nash_q/td_loss"]) and metrics["env_steps"] >= 3000
+    assert metrics["nash_q/solver_unsolved"] == 0
+    meta = json.loads((Path(summary["checkpoint"]) / "nashrl.json").read_text())
+    assert meta["algorithm"] == "independent_dqn"
+    evaluated = evaluate_checkpoint(summary["checkpoint"])["summary"]
+    assert evaluated["final_action_indices"] == summary["evaluation"]["final_action_indices"]
+
+
 def test_tabular_baselines_and_checkpoint_roundtrip(tmp_path):
     from nashrl.algorithms.registry import build_trainer
 

@@ -17,18 +17,16 @@ class JointPolicy(Protocol):
 
 
 class NashQPolicy:
-    """Every firm plays the most likely action of its part of the selected stage equilibrium."""
+    """Every firm plays the most likely action of its part of the selected stage equilibrium (with
+    an independent head: of its own greedy or logit choice)."""
 
     def __init__(self, module):
         self.module = module
 
-    def stage_game(self, obs: np.ndarray) -> torch.Tensor:
-        with torch.no_grad():
-            return self.module.q_values(torch.as_tensor(obs, dtype=torch.float32)[None])[0]
-
     def act(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray:
-        q = self.stage_game(obs)
-        sol = self.module.solve_stage_games(q[None])
+        with torch.no_grad():
+            q = self.module.q_values(torch.as_tensor(obs, dtype=torch.float32)[None])
+        sol = self.module.solve_stage_games(q)
         return np.array([int(s[0].argmax()) for s in sol.strategies])
 
     def choice_probabilities(self, public_obs: np.ndarray) -> list[np.ndarray]:

@@ -1,4 +1,5 @@
-"""The trainer behind ``nashrl train`` for RLlib algorithms (Deep Nash-Q, independent DQN)."""
+"""The trainer behind ``nashrl train`` for RLlib algorithms (Deep Nash-Q, independent DQN on Nash-Q's
+machinery, RLlib's DQN)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from nashrl.algorithms.theory_metrics import TheoryMetrics, final_state, greedy_policy
-from nashrl.config import algorithm_settings
+from nashrl.config import NASH_Q_MACHINERY, algorithm_settings
 from nashrl.markets import make_market
 from nashrl.ray_session import remove_logdir, rllib_logdir
 from nashrl.threads import default_learner_threads
@@ -41,7 +42,9 @@ def algorithm_config(config: dict[str, Any], trials: bool = False):
     for Tune, where concurrent trials share the machine (one learner thread each by default)."""
     name = config["algorithm"]["name"]
     settings = algorithm_settings(config["algorithm"])
-    if name == "nash_q":
+    if name == "independent_dqn":  # Nash-Q's machinery with each firm's Q over its own actions
+        settings["q_head"] = "independent"
+    if name in NASH_Q_MACHINERY:
         from nashrl.algorithms.nash_q import NashQConfig
         from nashrl.markets import register_rllib_envs, rllib_env_name
 

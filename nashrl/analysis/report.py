@@ -12,6 +12,7 @@ from nashrl.analysis.evaluation import play, summarize
 from nashrl.analysis.figures import EmptyFigure, Reference, Series, across_runs, line_figure, scatter_figure
 from nashrl.analysis.impulse import impulse_response
 from nashrl.checkpoints import CheckpointError, experiment_of, read_meta
+from nashrl.config import NASH_Q_MACHINERY, RLLIB_ALGORITHMS
 from nashrl.files import atomic_write_text
 from nashrl.markets import make_market
 from nashrl.train import read_progress, run_status
@@ -24,11 +25,11 @@ def load_policy(checkpoint: str | Path, config: dict[str, Any]):
     path = Path(checkpoint).resolve()
     name = config["algorithm"]["name"]
     try:
-        if name in ("nash_q", "dqn"):
+        if name in RLLIB_ALGORITHMS:
             from ray.rllib.core.rl_module.rl_module import RLModule
 
             modules_dir = path / "learner_group" / "learner" / "rl_module"
-            if name == "nash_q":
+            if name in NASH_Q_MACHINERY:
                 return NashQPolicy(RLModule.from_checkpoint(modules_dir / "nash_q"))
             agents = list(make_market(config["market"]).possible_agents)
             return IndependentPolicy({a: RLModule.from_checkpoint(modules_dir / a) for a in agents}, agents)

@@ -175,11 +175,10 @@ class NashQTorchLearner(TorchLearner):
         with torch.no_grad():
             # Stage games are functions of the public next state: each distinct one is built and solved once.
             states, inverse = distinct_rows(batch[Columns.NEXT_OBS][:, : module.public_size])
-            q_target = module.target_q_values(states).double()
-            game = module.q_values(states).double() if config.double_q else q_target
+            q_target = module.target_q_values(states)
+            game = module.q_values(states) if config.double_q else q_target
             solution = module.solve_stage_games(game)
-            joint = solution.joint.to(q_target.device)
-            values = (q_target * joint.unsqueeze(1)).flatten(2).sum(-1)
+            values = module.head.values(q_target, solution)  # the selected solution, valued by the target net
             if module.logit_temperature is not None:
                 values = values + module.logit_temperature * shock_rent(solution.strategies).to(values.device)
             values = values[inverse]
@@ -260,7 +259,7 @@ class NashQTorchLearner(TorchLearner):
         yield
         with torch.no_grad():
             ok = bool(torch.isfinite(parameters_to_vector(params)).all()) and all(
-                bool(torch.isfinite(self.module[mid].unwrapped().q_values(obs[:PROBE_ROWS])).all())
+                bool(torch.isfinite(self.module[mid].unwrapped().raw_q(obs[:PROBE_ROWS])).all())
                 for mid, obs in self._probe.items()
             )
         if not ok:

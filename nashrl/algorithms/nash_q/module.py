@@ -43,8 +43,8 @@ from ray.rllib.utils.schedules.scheduler import Scheduler
 from torch import nn
 
 from nashrl.algorithms.nash_q.connectors import FIRM_INDEX
-from nashrl.algorithms.nash_q.heads import JointHead
-from nashrl.equilibrium import SolutionCache, StageGameSolution, deviation_payoffs
+from nashrl.algorithms.nash_q.heads import make_head
+from nashrl.equilibrium import SolutionCache, StageGameSolution
 
 Q_JOINT = "q_joint"
 #: forward_train's output: each firm's Q at the batch's joint actions, ``[B, N]``.
@@ -61,10 +61,11 @@ def mlp(n_in: int, hiddens: list[int], n_out: int) -> nn.Sequential:
 
 
 class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
-    """``model_config`` keys: ``action_sizes``, ``hiddens``, ``solution_concept``,
-    ``selection``, ``solver_backend``, ``equilibrium_search``, ``exploration``, ``epsilon``,
-    ``temperature``, ``logit_temperature``, ``public_size`` (observation entries the network
-    reads; the rest, if any, are the firm's own shocks)."""
+    """``model_config`` keys: ``action_sizes``, ``hiddens``, ``q_head`` (``joint`` or
+    ``independent``, :mod:`~nashrl.algorithms.nash_q.heads`), ``solution_concept``, ``selection``,
+    ``solver_backend``, ``equilibrium_search``, ``exploration``, ``epsilon``, ``temperature``,
+    ``logit_temperature``, ``public_size`` (observation entries the network reads; the rest, if
+    any, are the firm's own shocks)."""
 
     def setup(self) -> None:
         cfg = self.model_config
@@ -89,7 +90,7 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         n_obs = int(math.prod(self.observation_space.shape))
         self.public_size = int(cfg.get("public_size") or n_obs)
         self.private_shocks = self.public_size < n_obs  # the observation ends with the firm's own shocks
-        self.head = JointHead(self.action_sizes)
+        self.head = make_head(cfg.get("q_head", "joint"), self.action_sizes, self.concept, self.logit_temperature)
         self.q_net = mlp(self.public_size, list(cfg.get("hiddens", [64, 64])), self.head.n_outputs)
 
     # ----- Q-values and stage games -----
@@ -99,19 +100,24 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     def _q(self, net: nn.Module, obs: torch.Tensor) -> torch.Tensor:
         return self.head.stage_games(net(self._public(obs)))
 
+    def raw_q(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[B, n_outputs]``: the last layer's outputs (every Q-value the head holds)."""
+        return self.q_net(self._public(obs))
+
     def q_taken(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``[B, N]``: every firm's Q at the joint actions taken (only those outputs computed)."""
         return self.head.taken(self.q_net[-1], self.q_net[:-1](self._public(obs)), actions)
 
-    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
-        """``[B, N, A_1, ..., A_N]``: every firm's Q over joint actions."""
+    def q_values(self, obs: torch.Tensor):
+        """The stage games at ``obs`` in the head's form: ``[B, N, A_1, ..., A_N]`` (every firm's Q over
+        joint actions) for the joint head, per firm ``[B, A_i]`` for the independent one."""
         return self._q(self.q_net, obs)
 
     def target_q_values(self, obs: torch.Tensor) -> torch.Tensor:
         return self._q(self._target_q_net, obs)
 
-    def solve_stage_games(self, q: torch.Tensor) -> StageGameSolution:
-        return self._solutions(q.detach().double())
+    def solve_stage_games(self, q) -> StageGameSolution:
+        return self.head.solve(q, self._solutions)
 
     # ----- acting -----
     def act(
@@ -128,13 +134,14 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         without). One solve per state, however many firms act there (see the module doc)."""
         with torch.no_grad():
             sol = self.solve_stage_games(q)
-            strategies = [s.to(q.device) for s in sol.strategies]
-            own = torch.zeros(len(firm), max(self.action_sizes), dtype=torch.float64, device=q.device)
+            device = firm.device
+            strategies = [s.to(device) for s in sol.strategies]
+            own = torch.zeros(len(firm), max(self.action_sizes), dtype=torch.float64, device=device)
             for i, strategy in enumerate(strategies):
                 rows = firm == i
                 own[rows, : strategy.shape[1]] = strategy[state_of_row[rows]]
             needs_devs = shocks is not None or (explore and self.exploration == "boltzmann")
-            devs = deviation_payoffs(q.double(), strategies) if needs_devs else []
+            devs = self.head.deviations(q, strategies) if needs_devs else []
             row_devs = torch.full_like(own, -float("inf"))
             for i, dev in enumerate(devs):
                 rows = firm == i
@@ -158,9 +165,9 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
                 actions = torch.multinomial(own[order].clamp_min(0.0) + 1e-12, 1).squeeze(1)[back]
             self.epsilon_schedule.update(t)
             epsilon = float(self.epsilon_schedule.get_current_value())
-            sizes = torch.tensor(self.action_sizes, device=q.device)[firm]
-            random = (torch.rand(len(firm), device=q.device)[back] * sizes).long()
-            explore_rows = torch.rand(len(firm), device=q.device)[back] < epsilon
+            sizes = torch.tensor(self.action_sizes, device=device)[firm]
+            random = (torch.rand(len(firm), device=device)[back] * sizes).long()
+            explore_rows = torch.rand(len(firm), device=device)[back] < epsilon
         return torch.where(explore_rows, random, actions)
 
     def act_joint(self, public: torch.Tensor, shocks: torch.Tensor | None, explore: bool, t: int = 0) -> torch.Tensor:
@@ -168,15 +175,15 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         ``shocks`` ``[K, N, A]`` each firm's own, or None): one forward and one batched solve."""
         with torch.no_grad():
             q = self.q_values(public)
-        k = q.shape[0]
-        state_of_row = torch.arange(k, device=q.device).repeat_interleave(self.n_firms)
-        firm = torch.arange(self.n_firms, device=q.device).repeat(k)
+        k = public.shape[0]
+        state_of_row = torch.arange(k, device=public.device).repeat_interleave(self.n_firms)
+        firm = torch.arange(self.n_firms, device=public.device).repeat(k)
         rows = None if shocks is None else shocks.reshape(k * self.n_firms, -1)
         return self.act(q, state_of_row, firm, rows, explore, t).view(k, self.n_firms)
 
     def choice_probabilities(self, q: torch.Tensor) -> list[torch.Tensor]:
         """Every firm's equilibrium choice probabilities (CCPs with private shocks) at stage games ``q``."""
-        return [s.to(q.device) for s in self.solve_stage_games(q).strategies]
+        return list(self.solve_stage_games(q).strategies)
 
     def _rows(self, batch: dict[str, Any]) -> tuple:
         """RLlib's per-agent rows: each row its own state."""
@@ -184,7 +191,7 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         with torch.no_grad():
             q = self.q_values(obs)
         shocks = obs.flatten(1)[:, self.public_size :] if self.private_shocks else None
-        return q, torch.arange(q.shape[0], device=q.device), batch[FIRM_INDEX].long(), shocks
+        return q, torch.arange(obs.shape[0], device=obs.device), batch[FIRM_INDEX].long(), shocks
 
     def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.ACTIONS: self.act(*self._rows(batch), explore=False)}

@@ -76,7 +76,9 @@ SAMPLE_TAG = "nashrl_sample"
 class NashQConfig(AlgorithmConfig):
     """Deep Nash-Q settings (see :mod:`nashrl.algorithms.nash_q.learner` for the targets).
 
-    Training keys: ``hiddens``, ``solution_concept`` (nash | correlated | maximin | logit;
+    Training keys: ``hiddens``, ``q_head`` (joint | independent: each firm's Q over its own
+    actions, independent DQN, see :mod:`~nashrl.algorithms.nash_q.heads`), ``solution_concept``
+    (nash | correlated | maximin | logit;
     logit is soft Nash-Q for games with private extreme-value shocks, its ``logit_temperature``
     the market's shock scale in reward units unless given for a market without shocks),
     ``selection`` (pareto | utilitarian | egalitarian | first) among the equilibria that
@@ -113,6 +115,7 @@ class NashQConfig(AlgorithmConfig):
         self.rollout_fragment_length = 25
         self.min_sample_timesteps_per_iteration = 0
         self.hiddens = [64, 64]
+        self.q_head = "joint"
         self.solution_concept = "nash"
         self.logit_temperature = None
         self.selection = "pareto"
@@ -135,6 +138,7 @@ class NashQConfig(AlgorithmConfig):
         self,
         *,
         hiddens=NotProvided,
+        q_head=NotProvided,
         solution_concept=NotProvided,
         logit_temperature=NotProvided,
         selection=NotProvided,
@@ -160,6 +164,7 @@ class NashQConfig(AlgorithmConfig):
             self.env_runners(rollout_fragment_length=rollout_fragment_length)
         for key, value in dict(
             hiddens=hiddens,
+            q_head=q_head,
             solution_concept=solution_concept,
             logit_temperature=logit_temperature,
             selection=selection,
@@ -218,6 +223,7 @@ class NashQConfig(AlgorithmConfig):
             | {
                 "logit_temperature": resolved_logit_temperature(self, market),
                 "hiddens": list(self.hiddens),
+                "q_head": self.q_head,
                 "solution_concept": self.solution_concept,
                 "selection": self.selection,
                 "solver_backend": self.solver_backend,
@@ -232,9 +238,13 @@ class NashQConfig(AlgorithmConfig):
 def nash_q_errors(config: NashQConfig) -> list[str]:
     """Every invalid Nash-Q setting of a config, each naming its key (the typed schema
     :class:`nashrl.schema.NashQSettings`, then the logit concept against the market)."""
-    from nashrl.schema import NashQSettings, errors, plain
+    from nashrl.schema import INDEPENDENT_UNUSED, IndependentDQNSettings, NashQSettings, errors, plain
 
-    found = errors(NashQSettings, {key: plain(getattr(config, key)) for key in NashQSettings.model_fields})
+    schema = IndependentDQNSettings if config.q_head == "independent" else NashQSettings
+    values = {key: plain(getattr(config, key)) for key in schema.model_fields}
+    if schema is IndependentDQNSettings:  # its defaults are Nash-Q's: only settings made by hand count
+        values.update(dict.fromkeys(INDEPENDENT_UNUSED))
+    found = errors(schema, values)
     if not found and config.env is not None:
         try:
             resolved_logit_temperature(config, config.market())
@@ -416,15 +426,17 @@ def experiment_config(config: NashQConfig) -> dict[str, Any]:
     """The nashrl experiment config of an algorithm config (the CLI's when set, else rebuilt from
     its market and Nash-Q settings, e.g. for Tune trials with sampled settings)."""
     from nashrl.markets import GENERIC_ENV
-    from nashrl.schema import RunSection
+    from nashrl.schema import INDEPENDENT_UNUSED, RunSection
 
     base = copy.deepcopy(config.nashrl_experiment) if config.nashrl_experiment else None
     market = dict(config.env_config)
     if config.env != GENERIC_ENV:
         market["type"] = str(config.env).split("/", 1)[1]
     keys = [k for k in inspect.signature(NashQConfig.training).parameters if k not in ("self", "kwargs")]
-    algorithm = {"name": "nash_q"}
+    algorithm = {"name": "independent_dqn" if config.q_head == "independent" else "nash_q"}
     for key in [*keys, *RLLIB_KEYS]:
+        if key == "q_head" or (config.q_head == "independent" and key in INDEPENDENT_UNUSED):
+            continue
         value = getattr(config, key, None)
         if value is not None:
             algorithm[key] = (
