@@ -1,6 +1,6 @@
 """Time to equilibrium on the static duopolies (not a test).
 
-    python benchmarks/convergence.py [--seeds 5] [--algorithms nash_q dqn tabular_nash_q tabular_q]
+    python benchmarks/convergence.py [--seeds 5] [--algorithms nash_q independent_dqn dqn tabular_nash_q tabular_q]
 
 For each config (Cournot and Singh-Vives duopolies with the Nash action on the grid,
 ``memory: 0``) and algorithm, trains ``--seeds`` seeds with the config's settings
@@ -68,7 +68,9 @@ def main() -> None:
     parser.add_argument(
         "--configs", nargs="+", default=["configs/cournot_duopoly.yaml", "configs/singh_vives_duopoly.yaml"]
     )
-    parser.add_argument("--algorithms", nargs="+", default=["nash_q", "dqn", "tabular_nash_q", "tabular_q"])
+    parser.add_argument(
+        "--algorithms", nargs="+", default=["nash_q", "independent_dqn", "dqn", "tabular_nash_q", "tabular_q"]
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--json", help="also write the raw results here")

@@ -12,6 +12,8 @@ learner's ``learn``) and excludes sampling from the replay, timed apart. Rows:
 - Deep Nash-Q, one gradient step per call of ``NashQTorchLearner.learn`` (as DQN: one update
   per call) and amortised over 32 steps per call (how training calls it);
 - Deep Nash-Q through RLlib's ``Learner.update`` (the path remote learners take);
+- independent DQN on Nash-Q's machinery (``independent_dqn``: the same runner, joint replay and
+  learner, each firm's Q over its own actions), one step per call and 32 per call;
 - RLlib DQN, one update of every firm's module per call, and per module (the total divided by
   the number of firms: DQN trains one module per firm on 256 of its own transitions, Nash-Q one
   module on 256 joint transitions with every firm's target).
@@ -30,6 +32,7 @@ import time
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from nashrl.algorithms.nash_q.nash_q import MODULE_ID, to_train_batch
+from nashrl.algorithms.registry import baseline_settings
 from nashrl.algorithms.rllib_trainer import algorithm_config
 from nashrl.config import load_config, validate
 from nashrl.threads import set_thread_budget
@@ -42,6 +45,8 @@ def build(config: dict, name: str, batch: int, search: str = "auto"):
     double_q = bool(config["algorithm"].get("double_q", False))
     if name == "nash_q":
         config["algorithm"]["equilibrium_search"] = search
+    if name == "independent_dqn":
+        config["algorithm"] = baseline_settings(name, config["algorithm"], config["run"])
     if name == "dqn":
         config["algorithm"] = {
             "name": "dqn",
@@ -133,6 +138,10 @@ def main() -> None:
         time_nash_q(nash, args.batch, 5, cache=not args.no_cache)  # warm-up
         rows.append((search, time_nash_q(nash, args.batch, args.updates, cache=not args.no_cache)))
         nash.stop()
+    independent = build(config, "independent_dqn", args.batch)
+    time_nash_q(independent, args.batch, 5)
+    idqn = time_nash_q(independent, args.batch, args.updates)
+    independent.stop()
     dqn = build(config, "dqn", args.batch)
     firms = len(dqn.config.policies)
     time_dqn(dqn, args.batch, 5)
@@ -161,6 +170,15 @@ def main() -> None:
             f"| {label}, through RLlib's Learner.update | {t['rllib_update_ms']:.2f} | | "
             f"{t['rllib_update_ms'] / per_module:.2f} |"
         )
+    name = "independent DQN on Nash-Q's machinery (one module, every firm's own Q)"
+    print(
+        f"| {name}, one step per learn call | {idqn['learn_one_ms']:.2f} | {idqn['sample_ms']:.2f} | "
+        f"{idqn['learn_one_ms'] / per_module:.2f} |"
+    )
+    print(
+        f"| {name}, amortised at 32 steps per call | {idqn['learn_amortised_ms']:.2f} | | "
+        f"{idqn['learn_amortised_ms'] / per_module:.2f} |"
+    )
     print(
         f"| RLlib DQN, all {firms} modules per call | {d_update:.2f} | {d_sample:.2f} | {d_update / per_module:.2f} |"
     )
