@@ -81,11 +81,9 @@ def _select(v0, v1, k, rule, allowed):
 
 @njit(**_OPTIONS)
 def workspace(m, n):
-    """Per-thread scratch of :func:`solve_one`: the normalised game, best responses, pure
-    candidates, deviation payoffs and the Lemke-Howson workspace."""
+    """Per-thread scratch of :func:`solve_one`: best replies, pure candidates, deviation payoffs
+    and the Lemke-Howson workspace."""
     return (
-        np.empty((m, n)),
-        np.empty((m, n)),
         np.empty(n),
         np.empty(m),
         np.empty(m * n, dtype=np.int64),
@@ -101,7 +99,8 @@ def workspace(m, n):
 @njit(**_OPTIONS)
 def _finite(a, b):
     """True when every payoff is finite (``v - v`` is 0 for finite ``v``, NaN otherwise; counted
-    as integers, a reduction that vectorises without reordering float sums)."""
+    as integers, a reduction that vectorises without reordering float sums). Not under fast-math
+    flags: those let the compiler assume there is no NaN and drop the test."""
     bad = 0
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
@@ -110,54 +109,50 @@ def _finite(a, b):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"nnan", "nsz"})
-def _normalise(a, b, an, bn, col_best, row_best):
-    """``an, bn = (a, b) / scale`` with ``scale = max(1, max |a|, max |b|)``, returned; and the best
-    replies' payoffs ``col_best[j] = max_i an[i, j]``, ``row_best[i] = max_j bn[i, j]``. (The
-    flags let the max-reductions vectorise; payoffs are finite, so nothing else changes.)"""
+def _scan(a, b, col_best, row_best):
+    """``scale = max(1, max |a|, max |b|)`` and the raw best replies ``col_best[j] = max_i a[i, j]``,
+    ``row_best[i] = max_j b[i, j]`` of a finite game, in one pass (the flags let the
+    max-reductions vectorise; they are exact for finite payoffs, the order of a max being free)."""
     m, n = a.shape
     scale = 1.0
+    col_best[:] = a[0]
     for i in range(m):
+        best = b[i, 0]
         for j in range(n):
-            scale = max(scale, abs(a[i, j]))
-    for i in range(m):
-        for j in range(n):
-            scale = max(scale, abs(b[i, j]))
-    inverse = 1.0 / scale
-    for i in range(m):
-        for j in range(n):
-            an[i, j] = a[i, j] * inverse
-            bn[i, j] = b[i, j] * inverse
-    col_best[:] = an[0]
-    for i in range(1, m):
-        for j in range(n):
-            col_best[j] = max(col_best[j], an[i, j])
-    for i in range(m):
-        best = bn[i, 0]
-        for j in range(1, n):
-            best = max(best, bn[i, j])
+            scale = max(scale, abs(a[i, j]), abs(b[i, j]))
+            col_best[j] = max(col_best[j], a[i, j])
+            best = max(best, b[i, j])
         row_best[i] = best
     return scale
 
 
 @njit(**_OPTIONS)
 def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
-    """Solve game ``(a, b)`` ``[m, n]`` (multiplied by ``1 / scale``, which can differ from the
-    general path's division in the last bit); ``x``, ``y`` zero on entry; ``out`` gets
+    """Solve game ``(a, b)`` ``[m, n]`` (in the solver's units, ``(a, b) * (1 / scale)``, which can
+    differ from the general path's division in the last bit); ``x``, ``y`` zero on entry; ``out`` gets
     ``(value_0, value_1, gap, n_equilibria, gap / scale)``. Returns 0 when solved here, 1 when the caller
     must take the game to the general path, :data:`NOT_FINITE` for a NaN or infinite payoff."""
-    an, bn, col_best, row_best, ids, v0, v1, allowed, dev0, dev1, lh_work = work
+    col_best, row_best, ids, v0, v1, allowed, dev0, dev1, lh_work = work
     m, n = a.shape
     if not _finite(a, b):
         return NOT_FINITE
-    scale = _normalise(a, b, an, bn, col_best, row_best)
+    scale = _scan(a, b, col_best, row_best)
+    inverse = 1.0 / scale  # the solver's units: (a, b) * inverse, entry by entry, never stored
+    for j in range(n):
+        col_best[j] *= inverse  # (max of a) * inverse = max of (a * inverse): monotone
+    for i in range(m):
+        row_best[i] *= inverse
     k = 0
     for i in range(m):
         for j in range(n):
-            if an[i, j] >= col_best[j] - PURE_TOL and bn[i, j] >= row_best[i] - PURE_TOL:
-                ids[k] = i * n + j
-                v0[k] = an[i, j]
-                v1[k] = bn[i, j]
-                k += 1
+            b_ij = b[i, j] * inverse
+            if b_ij >= row_best[i] - PURE_TOL:
+                a_ij = a[i, j] * inverse
+                if a_ij >= col_best[j] - PURE_TOL:
+                    ids[k] = i * n + j
+                    v0[k] = a_ij
+                    v1[k] = b_ij
+                    k += 1
     if k > 0:
         c = _select(v0, v1, k, rule, allowed)
         i, j = ids[c] // n, ids[c] % n
@@ -169,15 +164,15 @@ def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
         out[2] = out[4] * scale
         out[3] = k
         return 0
-    converged, _ = lemke_howson_path(an, bn, 0, max_iter, x, y, lh_work)
+    converged, _ = lemke_howson_path(a, b, 0, max_iter, x, y, lh_work, inverse)
     if not converged:
         return 1
     dev0[:] = 0.0  # u_1(i, y)
     dev1[:] = 0.0  # u_2(x, j)
     for i in range(m):
         for j in range(n):
-            dev0[i] += an[i, j] * y[j]
-            dev1[j] += bn[i, j] * x[i]
+            dev0[i] += a[i, j] * inverse * y[j]
+            dev1[j] += b[i, j] * inverse * x[i]
     value0 = 0.0
     value1 = 0.0
     for i in range(m):

@@ -101,17 +101,17 @@ def workspace(m, n):
 
 
 @njit(**_OPTIONS)
-def lemke_howson_path(a, b, init_pivot, max_iter, x, y, work):
-    """One game's path: ``a``, ``b`` ``[m, n]``, ``work`` from :func:`workspace`; fills ``x [m]``,
-    ``y [n]`` (zero on entry) with the normalised end point when the path ends. Returns
-    ``(converged, pivots)``."""
+def lemke_howson_path(a, b, init_pivot, max_iter, x, y, work, scale=1.0):
+    """One game's path: the game ``(a, b) * scale`` (``a``, ``b`` ``[m, n]``), ``work`` from
+    :func:`workspace`; fills ``x [m]``, ``y [n]`` (zero on entry) with the normalised end point when
+    the path ends. Returns ``(converged, pivots)``."""
     t0, t1, bases0, bases1, cands, buf = work
     m, n = a.shape
-    shift_a = max(0.0, 1.0 - _min(a))
-    shift_b = max(0.0, 1.0 - _min(b))
+    shift_a = max(0.0, 1.0 - _min(a) * scale)  # (a * scale).min(): scaling by a positive number is monotone
+    shift_b = max(0.0, 1.0 - _min(b) * scale)
     for i in range(n):  # [B^T + shift | I_n | 1], every entry written once
         for j in range(m):
-            t0[i, j] = b[j, i] + shift_b
+            t0[i, j] = b[j, i] * scale + shift_b
         for j in range(n):
             t0[i, m + j] = 0.0
         t0[i, m + i] = 1.0
@@ -122,7 +122,7 @@ def lemke_howson_path(a, b, init_pivot, max_iter, x, y, work):
             t1[i, j] = 0.0
         t1[i, i] = 1.0
         for j in range(n):
-            t1[i, m + j] = a[i, j] + shift_a
+            t1[i, m + j] = a[i, j] * scale + shift_a
         t1[i, m + n] = 1.0
         bases1[i] = i
     player = 1 if init_pivot >= m else 0
