@@ -6,10 +6,10 @@ Nash equilibria (``concept="nash"``):
 2. two players: Lemke-Howson from ``lh_starts`` labels on the games that need a
    mixed equilibrium (or on all games with ``search_mixed="always"``), verified to
    Nash gap ``<= tol`` and de-duplicated against the pure ones;
-   :math:`N \ge 3`: on the games without a pure equilibrium, three players first get
-   the closed-form equilibria of supports with at most two actions each
-   (:mod:`~nashrl.equilibrium.small_support`); what is left gets a regret-residual
-   minimisation whose gap is reported;
+   :math:`N \ge 3`: on the games without a pure equilibrium, the logit homotopy
+   (:mod:`~nashrl.equilibrium.homotopy`: the limit of the principal branch of logit equilibria,
+   polished exactly; one equilibrium per game, independent of the rest of the batch), and a
+   regret-residual minimisation whose gap is reported takes anything still left;
 3. :mod:`~nashrl.equilibrium.selection` picks one candidate per game.
 
 On CPU, two players with the default search (``search_mixed="auto"``, one label) take all three
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nashrl.equilibrium.homotopy import logit_homotopy
 from nashrl.equilibrium.lemke_howson import lemke_howson
 from nashrl.equilibrium.logit import logit_equilibrium, logit_values
 from nashrl.equilibrium.lp import correlated_equilibrium, maximin
@@ -46,7 +47,6 @@ from nashrl.equilibrium.payoffs import (
 )
 from nashrl.equilibrium.pure import pure_equilibrium_mask
 from nashrl.equilibrium.selection import SELECTIONS, select
-from nashrl.equilibrium.small_support import MAX_SUPPORT_PROFILES, n_support_profiles, small_support_equilibria
 from nashrl.equilibrium.support import support_enumeration
 
 CONCEPTS = ("nash", "correlated", "maximin", "logit")
@@ -408,14 +408,15 @@ def _solve_normalised(game, concept, selection, tol, lh_starts, search_mixed, ba
 
 
 def _mixed_candidates_n_player(game, need, tol, iters):
-    """Three players (up to ``MAX_SUPPORT_PROFILES`` supports): closed-form small supports
-    first; the residual descent takes what is left."""
+    """Games without a pure equilibrium: the logit homotopy (:mod:`~nashrl.equilibrium.homotopy`,
+    with numba; one equilibrium per game, whatever else is in the batch), then the residual
+    descent for what is left."""
     rows = torch.nonzero(need).squeeze(1)
     if rows.numel() == 0:
         return [], None
     sub = game[rows]
-    if game.shape[1] == 3 and n_support_profiles(tuple(game.shape[2:])) <= MAX_SUPPORT_PROFILES:
-        approx, approx_gap = small_support_equilibria(sub)
+    if _has_numba():
+        approx, approx_gap = logit_homotopy(sub, tol)
     else:
         approx = [sub.new_zeros(sub.shape[0], n) for n in sub.shape[2:]]
         approx_gap = sub.new_full((sub.shape[0],), float("inf"))
@@ -436,6 +437,14 @@ def _mixed_candidates_n_player(game, need, tol, iters):
     gap[rows] = approx_gap
     ok = gap <= tol
     return [(strategies, ok, expected_payoffs(game, strategies))], (strategies, gap)
+
+
+def _has_numba() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # numba is optional: the residual descent covers every device
+        return False
+    return True
 
 
 def _obedience_gap(game: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:
