@@ -116,11 +116,23 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         _check_network_size(config["algorithm"], market)
     _check_equilibrium_search(config["algorithm"], market)
     config["run"] = _validate_run(dict(config.get("run") or {}))
+    if config["algorithm"]["name"] in NASH_Q_MACHINERY:
+        _check_nash_q_against_market(config)
     if "tune" in config:
         from nashrl.tune import validate_tune
 
         config["tune"] = validate_tune(config["tune"], config)
     return config
+
+
+def _check_nash_q_against_market(config: dict[str, Any]) -> None:
+    """What Nash-Q's settings need of the market (the logit concept and private shocks, the
+    aggregative head), checked here, before Ray starts, as RLlib's validate would later."""
+    from nashrl.algorithms.nash_q.nash_q import nash_q_errors
+    from nashrl.algorithms.rllib_trainer import algorithm_config
+
+    for message in nash_q_errors(algorithm_config(config)):
+        raise ConfigError(message)
 
 
 def validate_name(name: Any) -> str:
@@ -152,7 +164,10 @@ def _check_network_size(algo: dict[str, Any], market) -> None:
     import math
 
     hiddens = list(algo.get("hiddens", [64, 64]))
-    if algo["name"] == "nash_q":
+    if algo["name"] == "nash_q" and algo.get("q_head") == "aggregative":
+        knots = market.aggregation(algo.get("aggregate_knots", 33)).n_knots if market.aggregative else 1
+        outputs = [market.n_firms * max(market.action_sizes) * knots]
+    elif algo["name"] == "nash_q":
         outputs = [market.n_firms * math.prod(market.action_sizes)]
     elif algo["name"] == "independent_dqn":
         outputs = [sum(market.action_sizes)]
@@ -166,6 +181,11 @@ def _check_network_size(algo: dict[str, Any], market) -> None:
         raise ConfigError(
             f"algorithm.hiddens: {hiddens} with {market.observation_size} inputs and {max(outputs):,} outputs is "
             f"{float(total):.3g} parameters; expected at most {MAX_PARAMETERS:,}"
+            + (
+                " (many firms of an aggregative market: algorithm.q_head: aggregative)"
+                if market.aggregative and algo["name"] == "nash_q" and algo.get("q_head", "joint") == "joint"
+                else ""
+            )
         )
 
 

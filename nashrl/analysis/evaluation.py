@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from nashrl.analysis.best_response import dynamic_nash_gap
-from nashrl.analysis.metrics import grid_steps, profit_gain, profit_gain_per_firm, stage_nash_gap
+from nashrl.analysis.metrics import deviation_gap, grid_steps, profit_gain, profit_gain_per_firm, stage_nash_gap
 from nashrl.theory.benchmarks import benchmarks
 
 COLLUSIVE = ("cartel", "joint_profit")
@@ -127,7 +127,7 @@ def summarize(policy, market, steps: int = 50, seed: int = 0, start_state=None) 
         last = outcome["actions"][first]
         values = market.action_values(last)
         mean_profit = outcome["profits"].mean(0)
-        gap, gains = stage_nash_gap(market.payoff_table(outcome["states"][first]), last)
+        gap, gains = deviation_gap(market.deviation_payoffs(outcome["states"][first], last), last)
     summary: dict[str, Any] = {
         "market": market.market_type,
         "final_actions": values.tolist(),

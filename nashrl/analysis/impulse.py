@@ -18,10 +18,7 @@ from nashrl.analysis.evaluation import long_run, play
 
 
 def static_best_response(market, state: np.ndarray, joint: np.ndarray, firm: int) -> int:
-    table = market.payoff_table(state)
-    index = tuple(int(a) for a in joint)
-    own = table[firm][index[:firm] + (slice(None),) + index[firm + 1 :]]
-    return int(np.argmax(own))
+    return int(np.argmax(market.deviation_payoffs(state, joint)[firm]))
 
 
 def impulse_response(

@@ -44,11 +44,20 @@ def profit_gain_per_firm(profit, nash_profit, monopoly_profit) -> list[float | N
 def stage_nash_gap(table: np.ndarray, profile: np.ndarray) -> tuple[float, np.ndarray]:
     """(gap, per-firm gains) of the pure ``profile`` in the stage game ``table [N, A_1..A_N]``."""
     profile = tuple(int(a) for a in profile)
-    gains = []
+    width = max(table.shape[1:])
+    deviations = np.full((table.shape[0], width), -np.inf)
     for i in range(table.shape[0]):
-        deviations = table[i][profile[:i] + (slice(None),) + profile[i + 1 :]]
-        gains.append(float(deviations.max() - table[i][profile]))
-    gains = np.maximum(np.array(gains), 0.0)
+        row = table[i][profile[:i] + (slice(None),) + profile[i + 1 :]]
+        deviations[i, : len(row)] = row
+    return deviation_gap(deviations, profile)
+
+
+def deviation_gap(deviations: np.ndarray, profile) -> tuple[float, np.ndarray]:
+    """(gap, per-firm gains) of the pure ``profile`` from each firm's deviation payoffs
+    ``[N, max A_i]`` (``market.deviation_payoffs``: ``-inf`` past a firm's actions)."""
+    profile = np.asarray(profile, dtype=np.int64)
+    own = deviations[np.arange(len(profile)), profile]
+    gains = np.maximum(deviations.max(1) - own, 0.0)
     return float(gains.max()), gains
 
 

@@ -18,6 +18,7 @@ the payoffs' bytes does the same job faster for small batches.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -67,7 +68,9 @@ def distinct_rows(x: torch.Tensor, weights: torch.Tensor | None = None) -> tuple
 
 
 class SolutionCache:
-    """Call like :func:`~nashrl.equilibrium.solve` (options fixed at construction).
+    """Call like :func:`~nashrl.equilibrium.solve` (options fixed at construction); ``solver`` (same
+    call, default ``solve``) and ``sizes`` (the players' action counts, default the payoffs'
+    trailing axes) serve games held in another form, such as aggregative Q tables.
 
     Solutions are kept in one bank of tensors on the payoffs' device (a row per distinct game,
     strategies padded to the largest action set); a batch is answered by one gather per field.
@@ -78,9 +81,18 @@ class SolutionCache:
     the batch's games.
     """
 
-    def __init__(self, max_games: int = 4096, index: str = "auto", **options: Any):
+    def __init__(
+        self,
+        max_games: int = 4096,
+        index: str = "auto",
+        solver: Callable[..., StageGameSolution] | None = None,
+        sizes: tuple[int, ...] | None = None,
+        **options: Any,
+    ):
         if index not in ("auto", "host", "device"):
             raise ValueError(f"index: expected 'auto', 'host' or 'device', got {index!r}")
+        self.solver = solve if solver is None else solver
+        self.sizes = sizes
         self.max_games = max_games
         self.index = index  # auto: the host dictionary for CPU payoffs, the device index elsewhere
         self.options = options
@@ -101,7 +113,7 @@ class SolutionCache:
         if host and payoffs.device.type != "cpu":
             raise ValueError("index: 'host' takes CPU payoffs")
         find = self._rows_on_host if host else self._rows_on_device
-        return self._gather(find(payoffs.detach()), payoffs.shape[2:])
+        return self._gather(find(payoffs.detach()), self.sizes or tuple(payoffs.shape[2:]))
 
     def _solve_new(self, payoffs: torch.Tensor, new: torch.Tensor, total: int) -> torch.Tensor:
         """Solve games ``payoffs[new]``, store them and return their bank rows (counting hits and misses)."""
@@ -109,7 +121,7 @@ class SolutionCache:
         self.hits += total - len(new)
         if not len(new):
             return new
-        return self._append(payoffs[new], solve(payoffs[new], **self.options))
+        return self._append(payoffs[new], self.solver(payoffs[new], **self.options))
 
     def _rows_on_host(self, payoffs: torch.Tensor) -> torch.Tensor:
         keys = [row.tobytes() for row in payoffs.flatten(1).numpy()]

@@ -57,9 +57,15 @@ class MarketEnv(ParallelEnv):
     #: True for games with private payoff shocks (:mod:`~nashrl.markets.private_shocks`): firms'
     #: observations differ (each holds its own shocks) and theory is an MPE in choice probabilities.
     private_shocks: ClassVar[bool] = False
+    #: True for aggregative stage games (:mod:`~nashrl.equilibrium.aggregative`): a firm's profit
+    #: depends on its own action and the sum of its rivals' contributions; such a market states
+    #: :meth:`contributions` and :meth:`aggregate_profits`, and many firms need no joint-action
+    #: table (Nash-Q's ``q_head: aggregative``, theory by best replies).
+    aggregative: ClassVar[bool] = False
 
     def __init__(self, n_firms: int, grids: list[np.ndarray], params: dict[str, Any]):
-        v.joint_actions([len(g) for g in grids])  # before anything enumerates them
+        if not self.aggregative:
+            v.joint_actions([len(g) for g in grids])  # before anything enumerates them
         self.n_firms = n_firms
         self.grids = grids
         self.params = dict(params)
@@ -132,13 +138,82 @@ class MarketEnv(ParallelEnv):
         return tuple(len(g) for g in self.grids)
 
     def all_profiles(self) -> np.ndarray:
-        """Every joint action index profile, ``[prod A_i, N]``, in row-major order."""
+        """Every joint action index profile, ``[prod A_i, N]``, in row-major order (refused above
+        :data:`~nashrl.markets.validation.MAX_JOINT_ACTIONS`)."""
+        v.joint_actions(self.action_sizes)
         return np.array(list(itertools.product(*(range(n) for n in self.action_sizes))), dtype=np.int64)
 
     def payoff_table(self, state: np.ndarray) -> np.ndarray:
         """The stage game at ``state``: profits ``[N, A_1, ..., A_N]``."""
         profits = self.stage_profits(state, self.all_profiles())
         return np.moveaxis(profits.reshape(*self.action_sizes, self.n_firms), -1, 0)
+
+    def deviation_payoffs(self, state: np.ndarray, profile: np.ndarray) -> np.ndarray:
+        """``[N, max A_i]``: firm ``i``'s profit from each of its actions when the others play
+        ``profile`` (padded with ``-inf``): the unilateral deviations, ``N * A`` profiles instead
+        of the whole stage game."""
+        profile = np.asarray(profile, dtype=np.int64)
+        width = max(self.action_sizes)
+        out = np.full((self.n_firms, width), -np.inf)
+        if self.aggregative:
+            x = self.contribution_values(profile)
+            for i in range(self.n_firms):
+                out[i, : self.action_sizes[i]] = self.aggregate_profits(state, i, x.sum() - x[i : i + 1])[0]
+            return out
+        for i, size in enumerate(self.action_sizes):
+            joint = np.repeat(profile[None], size, 0)
+            joint[:, i] = np.arange(size)
+            out[i, :size] = self.stage_profits(state, joint)[:, i]
+        return out
+
+    # ----- aggregative markets (aggregative = True) -----
+    def contributions(self) -> np.ndarray:
+        """``[N, max A_i]``: each firm's contribution :math:`g_i(a)` to its rivals' aggregate."""
+        raise NotImplementedError
+
+    def aggregate_profits(self, state: np.ndarray, firm: int, aggregate: np.ndarray) -> np.ndarray:
+        """``[B, A_firm]``: ``firm``'s profit from each of its actions when its rivals' aggregate is
+        ``aggregate`` ``[B]``."""
+        raise NotImplementedError
+
+    def contribution_values(self, profile: np.ndarray) -> np.ndarray:
+        """``[N]`` contributions of joint action indices ``profile``."""
+        return self.contributions()[np.arange(self.n_firms), np.asarray(profile, dtype=np.int64)]
+
+    def aggregate_knots(self, firm: int, count: int) -> np.ndarray:
+        """Aggregate values at which a Q head holds ``firm``'s payoffs: every attainable value when
+        all firms share one evenly spaced grid and contributions are the grid values (a sum of
+        grid points is then a point of an evenly spaced grid), else ``count`` points spanning the
+        attainable range evenly in :attr:`aggregate_transform`."""
+        contributions = self.contributions()
+        rows = [contributions[j, : self.action_sizes[j]] for j in range(self.n_firms)]
+        rivals = [rows[j] for j in range(self.n_firms) if j != firm]
+        low, high = sum(r.min() for r in rivals), sum(r.max() for r in rivals)
+        steps = np.diff(rows[0])
+        shared = all(np.array_equal(r, rows[0]) for r in rows) and len(steps) > 0 and np.allclose(steps, steps[0])
+        if shared and self.aggregate_transform == "linear":
+            return low + steps[0] * np.arange(len(rivals) * (len(rows[0]) - 1) + 1)
+        if self.aggregate_transform == "log":
+            return np.exp(np.linspace(np.log(low), np.log(high), count))
+        return np.linspace(low, high, count)
+
+    #: The coordinate in which a Q head interpolates between aggregate knots ("linear" or "log").
+    aggregate_transform: ClassVar[str] = "linear"
+
+    def aggregation(self, knots: int = 33):
+        """The :class:`~nashrl.equilibrium.aggregative.Aggregation` of this market (torch, float64)."""
+        import torch
+
+        from nashrl.equilibrium.aggregative import Aggregation
+
+        grid = np.stack([self.aggregate_knots(i, knots) for i in range(self.n_firms)])  # one count for all firms
+        coordinate = np.log(grid) if self.aggregate_transform == "log" else grid
+        return Aggregation(
+            contributions=torch.as_tensor(self.contributions(), dtype=torch.float64),
+            sizes=self.action_sizes,
+            knots=torch.as_tensor(coordinate, dtype=torch.float64),
+            transform=self.aggregate_transform,
+        )
 
     def action_values(self, actions: np.ndarray) -> np.ndarray:
         """Economic values (quantities, prices, ...) of action indices ``[..., N]``."""
@@ -163,7 +238,15 @@ class MarketEnv(ParallelEnv):
         return None
 
     def _reward_scale(self) -> float:
-        scale = max(float(np.abs(self.payoff_table(s)).max()) for s in self.representative_states())
+        if self.aggregative and np.prod([float(a) for a in self.action_sizes]) > v.MAX_JOINT_ACTIONS:
+            # The largest profit over every own action and every rival aggregate a head can hold.
+            scale = max(
+                float(np.abs(self.aggregate_profits(s, i, self.aggregate_knots(i, 257))).max())
+                for s in self.representative_states()
+                for i in range(self.n_firms)
+            )
+        else:
+            scale = max(float(np.abs(self.payoff_table(s)).max()) for s in self.representative_states())
         return scale if scale > 0 else 1.0
 
     # ----- PettingZoo API -----

@@ -32,6 +32,7 @@ def cournot_demand(params: dict[str, Any], n_firms: int) -> tuple[float, float, 
 class CournotMarket(RepeatedGameMarket):
     market_type = "cournot"
     action_label = "quantity"
+    aggregative = True  # a firm's profit depends on its own quantity and its rivals' total
     metadata = {**RepeatedGameMarket.metadata, "name": "cournot_v0"}
     FIELDS = COMMON_FIELDS | {"n_firms", "a", "b", "costs", "quantities", "memory"}
 
@@ -47,6 +48,16 @@ class CournotMarket(RepeatedGameMarket):
 
     def price_or_quantity_profits(self, values: np.ndarray) -> np.ndarray:
         return cournot.profits(self.a, self.b, self.costs, values)
+
+    def contributions(self) -> np.ndarray:
+        """Each firm's quantities: the rivals' aggregate is their total output."""
+        return np.stack(self.grids)
+
+    def aggregate_profits(self, state: np.ndarray, firm: int, aggregate: np.ndarray) -> np.ndarray:
+        r""":math:`(\max(a - b (q + X_{-i}), 0) - c_i) q` for every own quantity ``q``."""
+        q = self.grids[firm][None, :]
+        price = np.maximum(self.a - self.b * (q + np.asarray(aggregate, float)[:, None]), 0.0)
+        return (price - self.costs[firm]) * q
 
     def benchmarks(self, selection: str = "pareto") -> list[dict]:
         """Cournot-Nash (exit of unprofitable firms), cartel, and the grid's exact equilibrium."""

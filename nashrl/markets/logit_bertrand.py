@@ -24,6 +24,8 @@ from nashrl.theory import logit
 class LogitBertrandMarket(RepeatedGameMarket):
     market_type = "logit_bertrand"
     action_label = "price"
+    aggregative = True  # a firm's profit depends on its own price and its rivals' total logit attraction
+    aggregate_transform = "log"
     metadata = {**RepeatedGameMarket.metadata, "name": "logit_bertrand_v0"}
     FIELDS = COMMON_FIELDS | {"n_firms", "a", "a0", "mu", "costs", "m", "xi", "memory"}
 
@@ -49,6 +51,16 @@ class LogitBertrandMarket(RepeatedGameMarket):
 
     def price_or_quantity_profits(self, values: np.ndarray) -> np.ndarray:
         return logit.profits(self.a, self.a0, self.mu, self.costs, values)
+
+    def contributions(self) -> np.ndarray:
+        r"""Each firm's attraction :math:`e^{(a_i - p)/\mu}` at each of its prices."""
+        return np.exp((self.a[:, None] - np.stack(self.grids)) / self.mu)
+
+    def aggregate_profits(self, state: np.ndarray, firm: int, aggregate: np.ndarray) -> np.ndarray:
+        r""":math:`(p - c_i)\, e_i(p) / (e_i(p) + X_{-i} + e^{a_0/\mu})` for every own price ``p``."""
+        own = self.contributions()[firm][None, :]
+        share = own / (own + np.asarray(aggregate, float)[:, None] + np.exp(self.a0 / self.mu))
+        return (self.grids[firm][None, :] - self.costs[firm]) * share
 
     def benchmarks(self, selection: str = "pareto") -> list[dict]:
         """Logit Bertrand-Nash and joint-profit prices (Calvano et al. 2020), and the grid's exact equilibrium."""

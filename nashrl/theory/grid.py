@@ -4,17 +4,27 @@ Closed forms live on the continuum; a learned policy lives on the action grid, w
 the stage game at state :math:`s` is the finite game ``market.payoff_table(s)``. Its pure
 equilibria are enumerated exactly (often several, e.g. Cournot on an integer grid), and
 one is selected with the same rule Nash-Q uses.
+
+Aggregative markets with more joint actions than a table can hold (many firms) are solved from
+their exact profits by best-reply dynamics (:func:`~nashrl.equilibrium.aggregative.solve_aggregative`):
+every equilibrium reported is exact (Nash gap 0 on the grid), but only those the dynamics reach
+from their starts are listed.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 
 from nashrl.equilibrium import pure_equilibrium_mask, solve
+from nashrl.markets.validation import MAX_JOINT_ACTIONS
 
 
 def grid_equilibria(market, state: np.ndarray, selection: str = "pareto") -> dict:
+    if market.aggregative and math.prod(float(a) for a in market.action_sizes) > MAX_JOINT_ACTIONS:
+        return _aggregative_grid_equilibria(market, state, selection)
     table = market.payoff_table(state)
     game = torch.as_tensor(table[None])
     pure = np.argwhere(pure_equilibrium_mask(game)[0].numpy())
@@ -28,6 +38,37 @@ def grid_equilibria(market, state: np.ndarray, selection: str = "pareto") -> dic
         "selected_is_pure": bool(all(x.max() > 1 - 1e-9 for x in strategies)),
         "selected_profits": sol.values[0].tolist(),
         "nash_gap": float(sol.nash_gap[0]),
+    }
+
+
+def market_deviations(market, state: np.ndarray):
+    """The deviation oracle (:mod:`~nashrl.equilibrium.aggregative`) of an aggregative market's
+    exact profits at ``state``."""
+
+    def deviations(profile: torch.Tensor, firm: int) -> torch.Tensor:
+        x = market.contributions()[np.arange(market.n_firms), profile.cpu().numpy()]
+        rivals = x.sum(1) - x[:, firm]
+        return torch.as_tensor(market.aggregate_profits(state, firm, rivals), dtype=torch.float64)
+
+    return deviations
+
+
+def _aggregative_grid_equilibria(market, state: np.ndarray, selection: str) -> dict:
+    from nashrl.equilibrium.aggregative import candidate_equilibria, solve_aggregative
+
+    deviations = market_deviations(market, state)
+    sol = solve_aggregative(deviations, market.action_sizes, 1, selection=selection, tol=1e-12)
+    chosen = np.array([int(s[0].argmax()) for s in sol.strategies])
+    found = candidate_equilibria(deviations, market.action_sizes, 1, tol=1e-12)
+    profiles = found.profiles[0][found.valid[0]].numpy()
+    return {
+        "pure_profiles": [market.action_values(p).tolist() for p in profiles],
+        "selected_actions": market.action_values(chosen).tolist(),
+        "selected_indices": chosen.tolist(),
+        "selected_is_pure": True,
+        "selected_profits": sol.values[0].tolist(),
+        "nash_gap": float(sol.nash_gap[0]),
+        "search": "best replies from the lowest, highest and middle profiles (aggregative market)",
     }
 
 

@@ -45,10 +45,33 @@ from torch import nn
 from nashrl.algorithms.nash_q.connectors import FIRM_INDEX
 from nashrl.algorithms.nash_q.heads import make_head
 from nashrl.equilibrium import SolutionCache, StageGameSolution
+from nashrl.equilibrium.aggregative import Aggregation
 
 Q_JOINT = "q_joint"
 #: forward_train's output: each firm's Q at the batch's joint actions, ``[B, N]``.
 Q_TAKEN = "q_taken"
+
+
+def aggregation_of(spec: dict | None) -> Aggregation | None:
+    """The aggregative head's :class:`Aggregation` from its ``model_config`` entry (plain lists)."""
+    if spec is None:
+        return None
+    return Aggregation(
+        contributions=torch.tensor(spec["contributions"], dtype=torch.float64),
+        sizes=tuple(spec["sizes"]),
+        knots=torch.tensor(spec["knots"], dtype=torch.float64),
+        transform=spec["transform"],
+    )
+
+
+def aggregation_spec(aggregation: Aggregation) -> dict:
+    """:func:`aggregation_of`'s inverse: plain lists, for a module's ``model_config``."""
+    return {
+        "contributions": aggregation.contributions.tolist(),
+        "sizes": list(aggregation.sizes),
+        "knots": aggregation.knots.tolist(),
+        "transform": aggregation.transform,
+    }
 
 
 def mlp(n_in: int, hiddens: list[int], n_out: int) -> nn.Sequential:
@@ -61,11 +84,11 @@ def mlp(n_in: int, hiddens: list[int], n_out: int) -> nn.Sequential:
 
 
 class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
-    """``model_config`` keys: ``action_sizes``, ``hiddens``, ``q_head`` (``joint`` or
-    ``independent``, :mod:`~nashrl.algorithms.nash_q.heads`), ``solution_concept``, ``selection``,
-    ``solver_backend``, ``equilibrium_search``, ``exploration``, ``epsilon``, ``temperature``,
-    ``logit_temperature``, ``public_size`` (observation entries the network reads; the rest, if
-    any, are the firm's own shocks)."""
+    """``model_config`` keys: ``action_sizes``, ``hiddens``, ``q_head`` (``joint``, ``independent``
+    or ``aggregative`` with its ``aggregation``, :mod:`~nashrl.algorithms.nash_q.heads`),
+    ``solution_concept``, ``selection``, ``solver_backend``, ``equilibrium_search``,
+    ``exploration``, ``epsilon``, ``temperature``, ``logit_temperature``, ``public_size``
+    (observation entries the network reads; the rest, if any, are the firm's own shocks)."""
 
     def setup(self) -> None:
         cfg = self.model_config
@@ -74,10 +97,19 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         self.concept: str = cfg.get("solution_concept", "nash")
         self.selection: str = cfg.get("selection", "pareto")
         self.solver_backend: str = cfg.get("solver_backend", "auto")
-        # Games recur (same states, weights unchanged between syncs/target updates): memoise.
         self.equilibrium_search: str = cfg.get("equilibrium_search", "auto")
         self.logit_temperature: float | None = cfg.get("logit_temperature") if self.concept == "logit" else None
+        self.head = make_head(
+            cfg.get("q_head", "joint"),
+            self.action_sizes,
+            self.concept,
+            self.logit_temperature,
+            aggregation_of(cfg.get("aggregation")),
+        )
+        # Games recur (same states, weights unchanged between syncs/target updates): memoise.
         self._solutions = SolutionCache(
+            solver=getattr(self.head, "solver", None),
+            sizes=self.action_sizes,
             concept=self.concept,
             selection=self.selection,
             backend=self.solver_backend,
@@ -90,7 +122,6 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         n_obs = int(math.prod(self.observation_space.shape))
         self.public_size = int(cfg.get("public_size") or n_obs)
         self.private_shocks = self.public_size < n_obs  # the observation ends with the firm's own shocks
-        self.head = make_head(cfg.get("q_head", "joint"), self.action_sizes, self.concept, self.logit_temperature)
         self.q_net = mlp(self.public_size, list(cfg.get("hiddens", [64, 64])), self.head.n_outputs)
 
     # ----- Q-values and stage games -----

@@ -77,7 +77,9 @@ class NashQConfig(AlgorithmConfig):
     """Deep Nash-Q settings (see :mod:`nashrl.algorithms.nash_q.learner` for the targets).
 
     Training keys: ``hiddens``, ``q_head`` (joint | independent: each firm's Q over its own
-    actions, independent DQN, see :mod:`~nashrl.algorithms.nash_q.heads`), ``solution_concept``
+    actions, independent DQN | aggregative: each firm's Q over its own action and its rivals'
+    aggregate, for aggregative markets with many firms, its ``aggregate_knots`` where the
+    aggregate is not on a shared even grid; see :mod:`~nashrl.algorithms.nash_q.heads`), ``solution_concept``
     (nash | correlated | maximin | logit;
     logit is soft Nash-Q for games with private extreme-value shocks, its ``logit_temperature``
     the market's shock scale in reward units unless given for a market without shocks),
@@ -116,6 +118,7 @@ class NashQConfig(AlgorithmConfig):
         self.min_sample_timesteps_per_iteration = 0
         self.hiddens = [64, 64]
         self.q_head = "joint"
+        self.aggregate_knots = 33
         self.solution_concept = "nash"
         self.logit_temperature = None
         self.selection = "pareto"
@@ -139,6 +142,7 @@ class NashQConfig(AlgorithmConfig):
         *,
         hiddens=NotProvided,
         q_head=NotProvided,
+        aggregate_knots=NotProvided,
         solution_concept=NotProvided,
         logit_temperature=NotProvided,
         selection=NotProvided,
@@ -165,6 +169,7 @@ class NashQConfig(AlgorithmConfig):
         for key, value in dict(
             hiddens=hiddens,
             q_head=q_head,
+            aggregate_knots=aggregate_knots,
             solution_concept=solution_concept,
             logit_temperature=logit_temperature,
             selection=selection,
@@ -224,6 +229,7 @@ class NashQConfig(AlgorithmConfig):
                 "logit_temperature": resolved_logit_temperature(self, market),
                 "hiddens": list(self.hiddens),
                 "q_head": self.q_head,
+                **aggregation_entry(self, market),
                 "solution_concept": self.solution_concept,
                 "selection": self.selection,
                 "solver_backend": self.solver_backend,
@@ -246,11 +252,30 @@ def nash_q_errors(config: NashQConfig) -> list[str]:
         values.update(dict.fromkeys(INDEPENDENT_UNUSED))
     found = errors(schema, values)
     if not found and config.env is not None:
+        market = config.market()
         try:
-            resolved_logit_temperature(config, config.market())
+            resolved_logit_temperature(config, market)
         except ValueError as err:
             found.append(str(err))
+        if config.q_head == "aggregative" and not market.aggregative:
+            found.append(
+                f"algorithm.q_head: 'aggregative' needs an aggregative market (cournot, logit_bertrand); "
+                f"{market.market_type!r} is not"
+            )
+        if config.q_head == "aggregative" and config.solution_concept != "nash":
+            found.append(
+                "algorithm.solution_concept: the aggregative head solves for pure Nash equilibria; expected 'nash'"
+            )
     return found
+
+
+def aggregation_entry(config: NashQConfig, market) -> dict[str, Any]:
+    """``{"aggregation": ...}`` for the aggregative head's ``model_config`` (empty otherwise)."""
+    if config.q_head != "aggregative" or market is None or not market.aggregative:
+        return {}
+    from nashrl.algorithms.nash_q.module import aggregation_spec
+
+    return {"aggregation": aggregation_spec(market.aggregation(config.aggregate_knots))}
 
 
 def resolved_logit_temperature(config: NashQConfig, market) -> float | None:
@@ -435,7 +460,9 @@ def experiment_config(config: NashQConfig) -> dict[str, Any]:
     keys = [k for k in inspect.signature(NashQConfig.training).parameters if k not in ("self", "kwargs")]
     algorithm = {"name": "independent_dqn" if config.q_head == "independent" else "nash_q"}
     for key in [*keys, *RLLIB_KEYS]:
-        if key == "q_head" or (config.q_head == "independent" and key in INDEPENDENT_UNUSED):
+        if (key == "q_head" and config.q_head != "aggregative") or (
+            config.q_head == "independent" and key in INDEPENDENT_UNUSED
+        ):
             continue
         value = getattr(config, key, None)
         if value is not None:
