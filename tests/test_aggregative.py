@@ -146,3 +146,24 @@ def test_aggregative_head_is_refused_where_it_does_not_apply():
         load_config("configs/cournot_duopoly.yaml", ["algorithm.q_head=aggregative", "algorithm.aggregate_knots=1"])
     with pytest.raises(ConfigError, match="q_head: aggregative"):  # the joint head of 10 firms is too large
         load_config("configs/cournot_duopoly.yaml", ["market.n_firms=10"])
+
+
+@pytest.mark.parametrize("config", [MARKETS[0], MARKETS[3], {"type": "cournot", "n_firms": 6, "memory": 0}])
+def test_compiled_table_dynamics_equal_the_tensor_dynamics(config, monkeypatch):
+    """The CPU kernel and the tensor code (any device) reach the same end points, values and gaps."""
+    import nashrl.equilibrium.aggregative as aggregative
+
+    market = make_market(config)
+    aggregation = market.aggregation(9)
+    gen = torch.Generator().manual_seed(1)
+    tables = torch.randn(64, market.n_firms, max(market.action_sizes), aggregation.n_knots, generator=gen).double()
+    tables = tables + torch.linspace(0, 1, aggregation.n_knots).double()  # some structure, many equilibria
+    compiled = aggregative.solve_aggregative_tables(tables, aggregation)
+    monkeypatch.setattr(aggregative, "_numba_kernel", lambda: None)
+    tensor = aggregative.solve_aggregative_tables(tables, aggregation)
+    for a, b in zip(compiled.strategies, tensor.strategies):
+        assert torch.equal(a, b)
+    torch.testing.assert_close(compiled.values, tensor.values)
+    torch.testing.assert_close(compiled.nash_gap, tensor.nash_gap)
+    assert torch.equal(compiled.solved, tensor.solved) and torch.equal(compiled.n_equilibria, tensor.n_equilibria)
+    assert 0 < int(compiled.solved.sum()) < 64 or bool(compiled.solved.all())

@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from nashrl.equilibrium.selection import select
@@ -172,12 +173,53 @@ def solve_aggregative(
     :func:`nashrl.equilibrium.solve` does.
     """
     found = candidate_equilibria(deviations, sizes, batch, device=device, tol=tol, max_sweeps=max_sweeps)
+    return _selected(found, sizes, selection, tol, dtype)
+
+
+def solve_aggregative_tables(
+    tables: torch.Tensor, aggregation: Aggregation, *, selection: str = "pareto", tol: float = 1e-6
+) -> StageGameSolution:
+    """:func:`solve_aggregative` for games held as Q tables ``[B, N, A, M]`` at ``aggregation``'s
+    knots: on the CPU in compiled code (:mod:`~nashrl.equilibrium._aggregative_numba`), elsewhere
+    (or without numba) with tensor operations on the tables' device; the same dynamics."""
+    tables = tables.detach().double()
+    sizes = aggregation.sizes
+    kernel = _numba_kernel() if tables.device.type == "cpu" else None
+    if kernel is None:
+        oracle = aggregation.to(tables.device).table_deviations(tables)
+        found = candidate_equilibria(oracle, sizes, tables.shape[0], device=tables.device, tol=tol)
+    else:
+        out = kernel.candidates(
+            np.ascontiguousarray(tables.numpy()),
+            np.ascontiguousarray(aggregation.contributions.double().numpy()),
+            np.ascontiguousarray(aggregation.knots.double().numpy()),
+            aggregation.transform == "log",
+            np.asarray(sizes, dtype=np.int64),
+            float(tol),
+            4 * len(sizes) + 20,
+        )
+        found = Candidates(*(torch.from_numpy(x) for x in out))
+    return _selected(found, sizes, selection, tol, torch.float64)
+
+
+def _numba_kernel():
+    try:
+        from nashrl.equilibrium import _aggregative_numba
+    except ImportError:  # numba is optional: the tensor dynamics cover every device
+        return None
+    return _aggregative_numba
+
+
+def _selected(found: Candidates, sizes, selection: str, tol: float, dtype) -> StageGameSolution:
+    """One equilibrium per game among the candidates (the selection rule), or the end point with
+    the smallest gap where there is none."""
+    batch = found.profiles.shape[0]
     values = found.values.to(dtype)
     chosen = select(values, found.valid, selection)
     unsolved = ~found.valid.any(1)
     if bool(unsolved.any()):  # report the end point with the smallest gap
         chosen = torch.where(unsolved, found.relative.argmin(1), chosen)
-    rows = torch.arange(batch, device=device)
+    rows = torch.arange(batch, device=found.profiles.device)
     profile = found.profiles[rows, chosen]
     strategies = [torch.nn.functional.one_hot(profile[:, i], size).to(dtype) for i, size in enumerate(sizes)]
     return StageGameSolution(

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from nashrl.equilibrium import StageGameSolution, deviation_payoffs, solve
-from nashrl.equilibrium.aggregative import Aggregation, solve_aggregative
+from nashrl.equilibrium.aggregative import Aggregation, solve_aggregative_tables
 
 
 def joint_index(actions: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
@@ -174,14 +174,7 @@ class AggregativeHead:
 
     def solver(self, tables: torch.Tensor, selection: str = "pareto", **options) -> StageGameSolution:
         """Pure equilibria of Q tables ``[B, N, A, M]`` (the solution cache's ``solver``)."""
-        aggregation = self.aggregation.to(tables.device)
-        return solve_aggregative(
-            aggregation.table_deviations(tables.double()),
-            self.action_sizes,
-            tables.shape[0],
-            device=tables.device,
-            selection=selection,
-        )
+        return solve_aggregative_tables(tables, self.aggregation, selection=selection)
 
     def solve(self, q: torch.Tensor, solver) -> StageGameSolution:
         return solver(q.detach().double())
