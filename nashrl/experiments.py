@@ -164,6 +164,9 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
     nash = next((c for c in s.get("comparisons", []) if c["concept"] in ("nash", "grid_subgame_perfect")), None)
     if nash:
         out["grid_steps_to_nash"] = nash["max_grid_steps"]
+    grid = next((c for c in s.get("comparisons", []) if c["concept"] == "grid_nash"), None)
+    if grid:  # the grid stage game's exact (selected) equilibrium
+        out["grid_steps_to_grid_nash"] = grid["max_grid_steps"]
     if s.get("profit_gain") is not None:
         out["profit_gain"] = s["profit_gain"]
     if "state_comparisons" in s:
@@ -181,6 +184,7 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
 
 COLUMNS = [
     ("grid_steps_to_nash", "grid steps to Nash/SPE", "{:.2f}"),
+    ("grid_steps_to_grid_nash", "grid steps to the grid's Nash", "{:.2f}"),
     ("profit_gain", "profit gain Delta", "{:.3f}"),
     ("stage_nash_gap", "stage Nash gap", "{:.3g}"),
     ("mean_grid_steps_to_state_nash", "grid steps to state Nash", "{:.2f}"),
