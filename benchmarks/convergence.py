@@ -24,6 +24,7 @@ from nashrl.algorithms.registry import baseline_settings, build_trainer
 from nashrl.analysis.metrics import grid_steps
 from nashrl.config import load_config, validate
 from nashrl.markets import make_market
+from nashrl.ray_session import start_local_ray
 from nashrl.theory.benchmarks import benchmarks
 
 
@@ -76,9 +77,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the raw results here")
     args = parser.parse_args()
 
-    import ray
-
-    ray.init(include_dashboard=False, log_to_driver=False)
+    start_local_ray()
     from nashrl.markets import register_rllib_envs
 
     register_rllib_envs()

@@ -35,6 +35,7 @@ from nashrl.algorithms.nash_q.nash_q import MODULE_ID, to_train_batch
 from nashrl.algorithms.registry import baseline_settings
 from nashrl.algorithms.rllib_trainer import algorithm_config
 from nashrl.config import load_config, validate
+from nashrl.ray_session import start_local_ray
 from nashrl.threads import set_thread_budget
 
 TIMESTEPS = {NUM_ENV_STEPS_SAMPLED_LIFETIME: 0}
@@ -125,9 +126,7 @@ def main() -> None:
     parser.add_argument("--search", nargs="+", default=["auto"], help="equilibrium_search settings to time")
     args = parser.parse_args()
 
-    import ray
-
-    ray.init(include_dashboard=False, log_to_driver=False)
+    start_local_ray()
     from nashrl.markets import register_rllib_envs
 
     register_rllib_envs()

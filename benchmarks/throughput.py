@@ -40,6 +40,7 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LI
 from nashrl.algorithms.nash_q.nash_q import to_train_batch
 from nashrl.algorithms.rllib_trainer import algorithm_config
 from nashrl.config import load_config, validate
+from nashrl.ray_session import start_local_ray
 from nashrl.threads import set_thread_budget
 
 GAMES = {"cournot_duopoly": "configs/cournot_duopoly.yaml", "calvano_logit": "configs/logit_bertrand_calvano.yaml"}
@@ -174,7 +175,7 @@ def main() -> None:
             rates = {r: round(runner_rate(config, r, args.runner_copies, args.iterations)) for r in (1, 2)}
             print(f"{name}, {len(ray.nodes())} nodes, K={args.runner_copies} per runner, sampling only: {rates}")
         return
-    ray.init(include_dashboard=False, log_to_driver=False)
+    start_local_ray()
     from nashrl.markets import register_rllib_envs
 
     register_rllib_envs()

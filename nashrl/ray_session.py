@@ -8,7 +8,15 @@
   folder per run; nashrl points it at a temporary folder it removes (:func:`rllib_logdir`).
 - A local instance's processes (GCS, raylet and the agents it starts) outlive a driver
   killed with ``kill -9``; a small watchdog process (:mod:`nashrl.watchdog`, Linux) ends
-  them when the driver's pipe closes.
+  them when the driver's pipe closes. It runs its file with the standard library only
+  (``python -I``): importing the nashrl package would cost it ~5 s of CPU beside the run's
+  own start-up.
+- Ray starts worker processes (env runners) at niceness 15 (``worker_niceness``), below the
+  driver: on a machine where anything else runs at normal priority they get a few percent
+  of a core (a Cournot run beside two busy loops on 2 cores trained 25x slower than on a
+  quiet machine). A local instance starts its workers at niceness 0 (:data:`LOCAL_RAY`); a
+  cluster needs ``RAY_worker_niceness=0`` in the environment of ``ray start`` (cluster.yaml
+  sets it), since an unprivileged worker cannot lower its own niceness.
 """
 
 from __future__ import annotations
@@ -21,12 +29,27 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from nashrl.markets.validation import ConfigError
 
 CONNECT_TIMEOUT_S = 5.0
 _WATCHDOG: dict[str, Any] = {}
+#: How nashrl starts a local Ray instance (see the module docstring).
+LOCAL_RAY: dict[str, Any] = {
+    "include_dashboard": False,
+    "log_to_driver": False,
+    "_node_ip_address": "127.0.0.1",
+    "_system_config": {"worker_niceness": 0},
+}
+
+
+def start_local_ray(**options: Any) -> None:
+    """``ray.init`` of a local instance with :data:`LOCAL_RAY` (``options`` added or overriding)."""
+    import ray
+
+    ray.init(**{**LOCAL_RAY, **options})
 
 
 def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -65,7 +88,7 @@ def init_ray(config: dict[str, Any]) -> None:
                 f"cluster at {address} has {cpus:g}; expected at most {cpus:g}"
             )
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        start_local_ray()
         start_watchdog()
     from nashrl.markets import register_rllib_envs
 
@@ -85,7 +108,7 @@ def start_watchdog() -> None:
         return
     read_end, write_end = os.pipe()
     process = subprocess.Popen(
-        [sys.executable, "-m", "nashrl.watchdog", str(read_end), str(os.getpid())],
+        [sys.executable, "-I", str(Path(__file__).with_name("watchdog.py")), str(read_end), str(os.getpid())],
         pass_fds=(read_end,),
         start_new_session=True,  # not in the driver's process group: survives its killing
         stdin=subprocess.DEVNULL,

@@ -1,4 +1,6 @@
-"""``python -m nashrl.watchdog FD DRIVER_PID``: end a dead driver's local Ray processes (Linux).
+"""``python -I watchdog.py FD DRIVER_PID``: end a dead driver's local Ray processes (Linux).
+
+Standard library only: it runs as a file, without importing the nashrl package.
 
 Started by :func:`nashrl.ray_session.start_watchdog` right after ``ray.init``. It blocks
 reading the pipe ``FD`` whose only writer is the driver; when the driver exits (normally or

@@ -13,9 +13,10 @@ def ray_session():
     import ray
 
     from nashrl.markets import register_rllib_envs
+    from nashrl.ray_session import start_local_ray
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if not ray.is_initialized():  # as nashrl starts a local instance (workers at niceness 0)
+        start_local_ray(num_cpus=2, configure_logging=False)
     register_rllib_envs()
     yield ray
     ray.shutdown()

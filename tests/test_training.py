@@ -1,6 +1,7 @@
 """End-to-end (small) training through RLlib: Nash-Q, DQN, tabular; checkpoints; Tune."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -273,6 +274,8 @@ def test_thread_budget_per_process_survives_the_solver(ray_session, tmp_path):
         assert metrics.get("nash_q/td_loss") is not None  # the learner (and its solver) ran
         runners = trainer.algo.env_runner_group.foreach_env_runner(lambda r: thread_counts(), local_env_runner=False)
         assert runners == [{"torch": 1, "numba": 1, "numba_layer": "workqueue"}]
+        # Ray's default worker niceness (15) starved env runners beside any normal-priority load.
+        assert trainer.algo.env_runner_group.foreach_env_runner(lambda r: os.nice(0), local_env_runner=False) == [0]
         # RLlib seeded the runner deterministically without importing TorchInductor (nashrl.startup).
         seeded = trainer.algo.env_runner_group.foreach_env_runner(
             lambda r: (torch.are_deterministic_algorithms_enabled(), "torch._inductor" in __import__("sys").modules),
