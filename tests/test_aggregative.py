@@ -99,12 +99,20 @@ def _aggregative_module(config: dict, **model):
     return market, module
 
 
-@pytest.mark.parametrize("config", [MARKETS[0], MARKETS[3]])
-def test_aggregative_head_stage_game_equals_the_joint_game_it_stands_for(config):
+SHARED = [{"type": "cournot", "n_firms": 3, "memory": 1}, {"type": "logit_bertrand", "n_firms": 3, "memory": 1, "m": 9}]
+
+
+@pytest.mark.parametrize(
+    "config, shared", [(MARKETS[0], False), (MARKETS[3], False), (SHARED[0], True), (SHARED[1], True)]
+)
+def test_aggregative_head_stage_game_equals_the_joint_game_it_stands_for(config, shared):
     """The head's tables define a joint game Q_i(a) = Q_i(a_i, X_-i(a)) (interpolated); its
     solution is a pure equilibrium of that joint game, valued as the joint game values it, and the
-    training forward gives the same Q at taken actions (gradients included)."""
-    market, module = _aggregative_module(config)
+    training forward gives the same Q at taken actions (gradients included); also with one
+    network shared by exchangeable firms."""
+    views = make_market(config).firm_views() if shared else None
+    market, module = _aggregative_module(config, **({"firm_views": views.tolist()} if shared else {}))
+    assert type(module.q_net).__name__ == ("SharedFirms" if shared else "Sequential")
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in module.q_net.parameters():
@@ -134,6 +142,42 @@ def test_aggregative_head_stage_game_equals_the_joint_game_it_stands_for(config)
     taken = module.q_taken(obs, actions)
     want = torch.stack([joint[b][(slice(None), *actions[b].tolist())] for b in range(6)]).float()
     torch.testing.assert_close(taken, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("config", SHARED)
+def test_shared_network_gives_each_firm_its_own_view(config):
+    """share_firms: firm i's Q at state s is the shared network's firm-0 Q at firm i's view of s
+    (its own past actions first), and the network has one firm's outputs."""
+    market = make_market(config)
+    views = market.firm_views()
+    assert views.shape == (3, market.observation_size) and sorted(views[1]) == list(range(market.observation_size))
+    assert list(views[1][:3]) == [1, 2, 0]  # firm 1 sees (a_1, a_2, a_0)
+    _, module = _aggregative_module(config, firm_views=views.tolist())
+    _, separate = _aggregative_module(config)
+    assert module.q_net.net[-1].out_features * 3 == separate.q_net[-1].out_features
+    obs = torch.rand(5, market.observation_size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        q = module.q_values(obs)
+        for i in range(3):
+            torch.testing.assert_close(q[:, i], module.q_values(obs[:, views[i]])[:, 0])
+        assert not torch.allclose(q[:, 0], q[:, 1])  # the views differ, so do the firms' Q
+
+
+def test_share_firms_is_refused_where_firms_are_not_exchangeable():
+    from nashrl.config import load_config
+    from nashrl.markets.validation import ConfigError
+
+    assert make_market({"type": "cournot", "n_firms": 3, "costs": [1.0, 1.0, 1.5]}).firm_views() is None
+    assert make_market({"type": "logit_bertrand", "n_firms": 2, "a": [2.0, 2.2]}).firm_views() is None
+    with pytest.raises(ConfigError, match="algorithm.share_firms: the firms of market 'cournot' are not exchangeable"):
+        load_config(
+            "configs/cournot_many_firms.yaml",
+            ["algorithm.share_firms=true", "market.costs=[1, 1, 1, 1, 1, 1, 1, 1, 1, 2]"],
+        )
+    with pytest.raises(ConfigError, match="algorithm.share_firms: expected q_head 'aggregative'"):
+        load_config("configs/cournot_duopoly.yaml", ["algorithm.share_firms=true"])
+    with pytest.raises(ConfigError, match="algorithm.share_firms"):
+        load_config("configs/cournot_many_firms.yaml", ["algorithm.share_firms=1"])  # strict: not a bool
 
 
 def test_aggregative_head_is_refused_where_it_does_not_apply():

@@ -467,6 +467,30 @@ def test_independent_dqn_on_nash_q_machinery_trains_evaluates_and_resumes(ray_se
     assert evaluated["final_action_indices"] == summary["evaluation"]["final_action_indices"]
 
 
+def test_shared_aggregative_nash_q_learns_three_firm_cournot_and_resumes(ray_session, tmp_path):
+    """share_firms: one network for three exchangeable Cournot firms (aggregative head) reaches the
+    grid's Nash quantities; its checkpoint evaluates to the same play and resumes; a resume that
+    changes the head's sharing is refused before loading weights."""
+    from nashrl.analysis.report import evaluate_checkpoint
+    from nashrl.train import run_training
+
+    algo = {**NASH_Q, "q_head": "aggregative", "share_firms": True}
+    summary = run_training(small_config(tmp_path, algo, env_steps=3000, n_firms=3), quiet=True)
+    nash = next(c for c in summary["evaluation"]["comparisons"] if c["concept"] == "nash")
+    assert nash["max_grid_steps"] <= 1, nash
+    evaluated = evaluate_checkpoint(summary["checkpoint"])["summary"]
+    assert evaluated["final_action_indices"] == summary["evaluation"]["final_action_indices"]
+    resumed = run_training(
+        small_config(tmp_path, algo, env_steps=3500, n_firms=3), quiet=True, resume=summary["checkpoint"]
+    )
+    assert resumed["final_metrics"]["env_steps"] >= 3500
+    with pytest.raises(CheckpointError, match="algorithm.share_firms"):
+        run_training(
+            small_config(tmp_path, {**algo, "share_firms": False}, env_steps=3500, n_firms=3),
+            resume=summary["checkpoint"],
+        )
+
+
 def test_tabular_baselines_and_checkpoint_roundtrip(tmp_path):
     from nashrl.algorithms.registry import build_trainer
 

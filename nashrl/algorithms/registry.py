@@ -54,7 +54,9 @@ def baseline_settings(name: str, reference: dict[str, Any], run: dict[str, Any])
     if name == "independent_dqn":
         from nashrl.schema import INDEPENDENT_UNUSED
 
-        settings = {k: v for k, v in reference.items() if k not in (*INDEPENDENT_UNUSED, "name", "q_head")}
+        settings = {
+            k: v for k, v in reference.items() if k not in (*INDEPENDENT_UNUSED, "name", "q_head", "share_firms")
+        }
         if settings.get("solution_concept") in ("correlated", "maximin"):
             settings["solution_concept"] = "nash"
         return {"name": "independent_dqn", **settings}

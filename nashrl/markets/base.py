@@ -166,6 +166,13 @@ class MarketEnv(ParallelEnv):
             out[i, :size] = self.stage_profits(state, joint)[:, i]
         return out
 
+    def firm_views(self) -> np.ndarray | None:
+        """``[N, public_size]`` indices: firm ``i``'s view of the public observation, its own
+        entries first, for markets whose firms are exchangeable (firm ``i`` at state ``s`` faces
+        what firm 0 faces at ``s`` seen through view ``i``), so one network can hold every firm's
+        Q (Nash-Q's ``share_firms``); None where they are not (the default)."""
+        return None
+
     # ----- aggregative markets (aggregative = True) -----
     def contributions(self) -> np.ndarray:
         """``[N, max A_i]``: each firm's contribution :math:`g_i(a)` to its rivals' aggregate."""
@@ -355,6 +362,31 @@ class RepeatedGameMarket(MarketEnv):
         if not self._own(RepeatedGameMarket, "stage_profits"):
             return super().profits_at(states, actions)
         return self.price_or_quantity_profits(self.action_values(actions))
+
+    def firm_views(self) -> np.ndarray | None:
+        """Firm ``i`` sees every remembered period's actions rotated to start at its own,
+        ``(a_i, a_{i+1}, ..., a_{i-1})``: valid when all firms share one grid and profits are
+        equivariant under that rotation of firms (checked on 64 seeded random profiles), i.e.
+        symmetric costs, demands and qualities."""
+        if not self._own(RepeatedGameMarket, "observe", "observe_past", "stage_profits", "transition"):
+            return None
+        if any(not np.array_equal(g, self.grids[0]) for g in self.grids):
+            return None
+        profiles = np.random.default_rng(0).integers(0, len(self.grids[0]), size=(64, self.n_firms))
+        values = self.action_values(profiles)
+        shifted = np.roll(values, -1, axis=1)  # firm j takes firm j+1's action
+        if not np.allclose(
+            self.price_or_quantity_profits(shifted),
+            np.roll(self.price_or_quantity_profits(values), -1, axis=1),
+            rtol=1e-12,
+            atol=1e-12,
+        ):
+            return None
+        if self.memory == 0:
+            return np.zeros((self.n_firms, 1), dtype=np.int64)
+        firms = (np.arange(self.n_firms)[:, None] + np.arange(self.n_firms)[None, :]) % self.n_firms  # [i, j]
+        periods = np.arange(self.memory)[:, None, None] * self.n_firms
+        return (periods + firms[None]).transpose(1, 0, 2).reshape(self.n_firms, -1)
 
     def observe_all(self, states: np.ndarray) -> np.ndarray:
         if not self._own(RepeatedGameMarket, "observe", "observe_past"):

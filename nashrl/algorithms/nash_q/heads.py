@@ -18,7 +18,9 @@ outputs make each firm's Q-values, their stage game, its solution and its value:
   shared even quantity grid; else ``aggregate_knots`` points, linear in the market's coordinate
   between them): ``N * A * M`` outputs instead of ``N * A^N`` (10 Cournot firms with 13
   quantities: 14,170 instead of 1.4e12). Its stage games are solved for pure equilibria by
-  best-reply dynamics at a cost linear in ``N``.
+  best-reply dynamics at a cost linear in ``N``. With ``share_firms`` (exchangeable firms) one
+  network of ``A * M`` outputs reads each firm's own view of the state
+  (:class:`~nashrl.algorithms.nash_q.module.SharedFirms`): symmetric firms share parameters.
 
 The TD loss needs :math:`Q_i(s, a)` only at the joint action taken, so ``taken`` computes just
 those ``N`` outputs per sample (the layer's rows for them, gathered) instead of all of them: the
@@ -162,13 +164,22 @@ class AggregativeHead:
         return out.view(-1, self.n_firms, self.width, self.aggregation.n_knots)
 
     def taken(self, layer: nn.Linear, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``features`` ``[B, H]``, or ``[B, N, H]`` with one layer for every firm (each firm's
+        own features: ``share_firms``, whose layer holds one firm's ``A * M`` outputs)."""
         aggregation = self.aggregation.to(actions.device)
         k, w = aggregation.locate(aggregation.rival_aggregates(actions))  # [B, N]
         m = aggregation.n_knots
+        step = 1 if m > 1 else 0
+        if features.dim() == 3:
+            b, n, h = features.shape
+            low = actions.long() * m + k
+            rows = torch.stack([low, low + step], -1).flatten()
+            both = gathered_linear(layer, features.reshape(b * n, h), rows, 2).view(b, n, 2)
+            w = w.to(both.dtype)
+            return (1 - w) * both[..., 0] + w * both[..., 1]
         firms = torch.arange(self.n_firms, device=actions.device)
         low = (firms * self.width + actions.long()) * m + k
-        high = low + (1 if m > 1 else 0)
-        both = gathered_linear(layer, features, torch.cat([low, high], 1).flatten(), 2 * self.n_firms)
+        both = gathered_linear(layer, features, torch.cat([low, low + step], 1).flatten(), 2 * self.n_firms)
         w = w.to(both.dtype)
         return (1 - w) * both[:, : self.n_firms] + w * both[:, self.n_firms :]
 

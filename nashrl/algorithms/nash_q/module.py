@@ -83,9 +83,37 @@ def mlp(n_in: int, hiddens: list[int], n_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class SharedFirms(nn.Module):
+    r"""One network for every firm of an exchangeable market (``share_firms``): firm ``i``'s
+    outputs are ``net`` at its own view of the state, :math:`Q_i(s, \cdot) = Q(v_i(s), \cdot)`
+    (``views`` ``[N, P]``, :meth:`nashrl.markets.base.MarketEnv.firm_views`), laid out firm by
+    firm as the head expects; ``net``'s last layer has one firm's outputs."""
+
+    def __init__(self, net: nn.Sequential, views: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("views", views.long(), persistent=False)
+
+    def per_firm(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, N, P]``: every firm's view of states ``x`` ``[B, P]``."""
+        return x[:, self.views]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.per_firm(x)).flatten(1)
+
+
+def last_layer_and_features(net: nn.Module, x: torch.Tensor) -> tuple[nn.Linear, torch.Tensor]:
+    """The Q network's last layer and the features it reads: ``[B, H]``, or ``[B, N, H]`` (one row
+    per firm's view) for :class:`SharedFirms`."""
+    if isinstance(net, SharedFirms):
+        return net.net[-1], net.net[:-1](net.per_firm(x))
+    return net[-1], net[:-1](x)
+
+
 class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     """``model_config`` keys: ``action_sizes``, ``hiddens``, ``q_head`` (``joint``, ``independent``
     or ``aggregative`` with its ``aggregation``, :mod:`~nashrl.algorithms.nash_q.heads`),
+    ``firm_views`` (one network for all firms, :class:`SharedFirms`; aggregative head only),
     ``solution_concept``, ``selection``, ``solver_backend``, ``equilibrium_search``,
     ``exploration``, ``epsilon``, ``temperature``, ``logit_temperature``, ``public_size``
     (observation entries the network reads; the rest, if any, are the firm's own shocks)."""
@@ -122,7 +150,12 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         n_obs = int(math.prod(self.observation_space.shape))
         self.public_size = int(cfg.get("public_size") or n_obs)
         self.private_shocks = self.public_size < n_obs  # the observation ends with the firm's own shocks
-        self.q_net = mlp(self.public_size, list(cfg.get("hiddens", [64, 64])), self.head.n_outputs)
+        hiddens = list(cfg.get("hiddens", [64, 64]))
+        if cfg.get("firm_views") is not None:  # share_firms: one network for every firm
+            views = torch.tensor(cfg["firm_views"], dtype=torch.long)
+            self.q_net = SharedFirms(mlp(self.public_size, hiddens, self.head.n_outputs // self.n_firms), views)
+        else:
+            self.q_net = mlp(self.public_size, hiddens, self.head.n_outputs)
 
     # ----- Q-values and stage games -----
     def _public(self, obs: torch.Tensor) -> torch.Tensor:
@@ -137,7 +170,7 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
 
     def q_taken(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``[B, N]``: every firm's Q at the joint actions taken (only those outputs computed)."""
-        return self.head.taken(self.q_net[-1], self.q_net[:-1](self._public(obs)), actions)
+        return self.head.taken(*last_layer_and_features(self.q_net, self._public(obs)), actions)
 
     def q_values(self, obs: torch.Tensor):
         """The stage games at ``obs`` in the head's form: ``[B, N, A_1, ..., A_N]`` (every firm's Q over

@@ -79,7 +79,8 @@ class NashQConfig(AlgorithmConfig):
     Training keys: ``hiddens``, ``q_head`` (joint | independent: each firm's Q over its own
     actions, independent DQN | aggregative: each firm's Q over its own action and its rivals'
     aggregate, for aggregative markets with many firms, its ``aggregate_knots`` where the
-    aggregate is not on a shared even grid; see :mod:`~nashrl.algorithms.nash_q.heads`), ``solution_concept``
+    aggregate is not on a shared even grid; see :mod:`~nashrl.algorithms.nash_q.heads`), ``share_firms``
+    (aggregative head, exchangeable firms: one network over each firm's own view of the state), ``solution_concept``
     (nash | correlated | maximin | logit;
     logit is soft Nash-Q for games with private extreme-value shocks, its ``logit_temperature``
     the market's shock scale in reward units unless given for a market without shocks),
@@ -119,6 +120,7 @@ class NashQConfig(AlgorithmConfig):
         self.hiddens = [64, 64]
         self.q_head = "joint"
         self.aggregate_knots = 33
+        self.share_firms = False
         self.solution_concept = "nash"
         self.logit_temperature = None
         self.selection = "pareto"
@@ -143,6 +145,7 @@ class NashQConfig(AlgorithmConfig):
         hiddens=NotProvided,
         q_head=NotProvided,
         aggregate_knots=NotProvided,
+        share_firms=NotProvided,
         solution_concept=NotProvided,
         logit_temperature=NotProvided,
         selection=NotProvided,
@@ -170,6 +173,7 @@ class NashQConfig(AlgorithmConfig):
             hiddens=hiddens,
             q_head=q_head,
             aggregate_knots=aggregate_knots,
+            share_firms=share_firms,
             solution_concept=solution_concept,
             logit_temperature=logit_temperature,
             selection=selection,
@@ -266,6 +270,13 @@ def nash_q_errors(config: NashQConfig) -> list[str]:
             found.append(
                 "algorithm.solution_concept: the aggregative head solves for pure Nash equilibria; expected 'nash'"
             )
+        if config.share_firms and market.firm_views() is None:
+            found.append(
+                f"algorithm.share_firms: the firms of market {market.market_type!r} are not exchangeable (expected one "
+                "shared action grid and symmetric costs, demand and qualities, in a market that states firm_views)"
+            )
+    if config.share_firms and config.q_head != "aggregative":
+        found.append(f"algorithm.share_firms: expected q_head 'aggregative' (got {config.q_head!r})")
     return found
 
 
@@ -275,7 +286,11 @@ def aggregation_entry(config: NashQConfig, market) -> dict[str, Any]:
         return {}
     from nashrl.algorithms.nash_q.module import aggregation_spec
 
-    return {"aggregation": aggregation_spec(market.aggregation(config.aggregate_knots))}
+    entry: dict[str, Any] = {"aggregation": aggregation_spec(market.aggregation(config.aggregate_knots))}
+    views = market.firm_views() if config.share_firms else None
+    if views is not None:
+        entry["firm_views"] = views.tolist()
+    return entry
 
 
 def resolved_logit_temperature(config: NashQConfig, market) -> float | None:
