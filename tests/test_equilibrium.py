@@ -213,6 +213,25 @@ def test_logit_homotopy_solves_every_random_game_without_a_pure_equilibrium(shap
         torch.testing.assert_close(s.sum(1), torch.ones(len(games), dtype=torch.float64))
 
 
+def test_logit_homotopy_restarts_where_the_principal_branch_ends_unpolished():
+    """A 3-player 15-price logit-Bertrand-shaped game of benchmarks/solver_n_player.py whose
+    principal branch (and the first three random-prior branches) end without an equilibrium: the
+    later restarts find one, and solve() reports it solved."""
+    from pathlib import Path
+
+    from nashrl.equilibrium._homotopy_numba import trace_one
+
+    game = np.load(Path(__file__).parent / "data" / "logit_3p_15_needs_restarts.npy")
+    assert game.shape == (1, 3, 15, 15, 15) and not bool(pure_equilibrium_mask(torch.as_tensor(game)).any())
+    q = np.ascontiguousarray((game[0] / np.abs(game).max()).reshape(3, -1))
+    sizes = np.array([15, 15, 15], dtype=np.int64)
+    x = np.zeros((3, 15))
+    assert trace_one(q, sizes, 1e-9, 1e8, 5000, x, 3)[0] == np.inf
+    assert trace_one(q, sizes, 1e-9, 1e8, 5000, x)[0] <= 1e-9
+    sol = solve(torch.as_tensor(game))
+    assert bool(sol.solved.all()) and float(sol.nash_gap.max()) <= 1e-6
+
+
 def test_logit_homotopy_finds_the_unique_equilibrium_where_there_is_one():
     """2x2 games without a pure equilibrium have exactly one Nash equilibrium (mixed, in closed
     form); so does Jordan's three-player matching pennies. The homotopy, run on them, returns it."""

@@ -439,7 +439,7 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
 
 
 @njit(**_OPTIONS)
-def trace_one(q, sizes, tol, lambda_max, max_steps, x_out, restarts=3):
+def trace_one(q, sizes, tol, lambda_max, max_steps, x_out, restarts=10):
     """:func:`_trace` from uniform play; where that branch ends without an equilibrium (it can
     pass close to a singular point), again from ``restarts`` seeded random interior priors (the
     logit tracing procedure from another prior follows another path). Returns ``(gap, steps)``."""
