@@ -69,14 +69,19 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(bad)
 
 
-def test_cli_reports_config_errors_without_starting_ray(tmp_path, capsys):
+def test_cli_reports_config_errors_without_starting_ray(tmp_path, capsys, monkeypatch):
+    """The error comes before Ray is touched (whether or not an earlier test started Ray)."""
+    import ray
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started for an invalid config")
+
+    monkeypatch.setattr(ray, "init", no_ray)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # so init_ray would call ray.init
     path = write(tmp_path, {**BASE, "algorithm": {"name": "nash_q", "selection": "best"}})
     assert main(["train", str(path)]) == 2
     err = capsys.readouterr().err
     assert "algorithm.selection" in err
-    import ray
-
-    assert not ray.is_initialized()
 
 
 def test_every_shipped_config_is_valid_and_has_theory(capsys):

@@ -332,6 +332,30 @@ def test_diverging_training_stops_with_a_finite_checkpoint(ray_session, tmp_path
     assert run_status(saved.parent.parent)["status"] == "failed"
 
 
+def still_running(pids: list[int], within_s: float) -> list[int]:
+    """The processes of ``pids`` still alive (not zombies) after waiting up to ``within_s`` seconds."""
+    import time
+    from pathlib import Path
+
+    deadline = time.time() + within_s
+    alive = list(pids)
+    while alive and time.time() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and _state(p) != "Z"]
+    return alive
+
+
+def cli_config(tmp_path, name: str, env_steps: int):
+    """A small Cournot Nash-Q config file for runs of the nashrl command in a subprocess."""
+    config = tmp_path / f"{name}.yaml"
+    run = {"stop": {"env_steps": env_steps}, "output_dir": str(tmp_path / "runs"), "progress": False}
+    algorithm = {"name": "nash_q", "hiddens": [16]}
+    config.write_text(
+        json.dumps({"name": name, "market": {"type": "cournot", "memory": 0}, "algorithm": algorithm, "run": run})
+    )
+    return config
+
+
 def test_command_exits_right_after_its_results_and_the_watchdog_ends_ray(tmp_path):
     """`nashrl train` leaves with os._exit once summary and checkpoint are written; its watchdog
     then ends the local Ray instance (no ray.shutdown wait): nothing of Ray outlives it."""
@@ -341,17 +365,7 @@ def test_command_exits_right_after_its_results_and_the_watchdog_ends_ray(tmp_pat
     import time
     from pathlib import Path
 
-    config = tmp_path / "short.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "name": "short",
-                "market": {"type": "cournot", "memory": 0},
-                "algorithm": {"name": "nash_q", "hiddens": [16]},
-                "run": {"stop": {"env_steps": 200}, "output_dir": str(tmp_path / "runs"), "progress": False},
-            }
-        )
-    )
+    config = cli_config(tmp_path, "short", env_steps=200)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     watched: list[int] = []
     driver = subprocess.Popen(
@@ -367,11 +381,7 @@ def test_command_exits_right_after_its_results_and_the_watchdog_ends_ray(tmp_pat
     assert Path(summary["checkpoint"], "nashrl.json").is_file()
     assert json.loads(Path(summary["run_dir"], "status.json").read_text())["status"] == "complete"
     assert watched, "no Ray process seen"
-    deadline = time.time() + 30
-    alive = watched
-    while alive and time.time() < deadline:
-        time.sleep(0.5)
-        alive = [p for p in watched if Path(f"/proc/{p}").exists() and _state(p) != "Z"]
+    alive = still_running(watched, within_s=30)
     assert not alive, f"Ray processes outlived the command: {alive}"
 
 
@@ -388,17 +398,7 @@ def test_killed_driver_leaves_no_ray_processes_and_no_ray_results(tmp_path):
 
     results = Path.home() / "ray_results"
     before = set(results.iterdir()) if results.is_dir() else set()
-    config = tmp_path / "long.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "name": "long",
-                "market": {"type": "cournot", "memory": 0},
-                "algorithm": {"name": "nash_q", "hiddens": [16]},
-                "run": {"stop": {"env_steps": 10**7}, "output_dir": str(tmp_path / "runs"), "progress": False},
-            }
-        )
-    )
+    config = cli_config(tmp_path, "long", env_steps=10**7)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     driver = subprocess.Popen([sys.executable, "-m", "nashrl.cli", "train", str(config)], env=env)
     try:
@@ -412,11 +412,7 @@ def test_killed_driver_leaves_no_ray_processes_and_no_ray_results(tmp_path):
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-    deadline = time.time() + 30
-    alive = ray_children
-    while alive and time.time() < deadline:
-        time.sleep(1)
-        alive = [p for p in ray_children if Path(f"/proc/{p}").exists() and _state(p) != "Z"]
+    alive = still_running(ray_children, within_s=30)
     assert not alive, f"Ray processes outlived the killed driver: {alive}"
     after = set(results.iterdir()) if results.is_dir() else set()
     assert after == before  # nothing new under ~/ray_results
