@@ -203,7 +203,7 @@ def test_compiled_table_dynamics_equal_the_tensor_dynamics(config, monkeypatch):
     tables = torch.randn(64, market.n_firms, max(market.action_sizes), aggregation.n_knots, generator=gen).double()
     tables = tables + torch.linspace(0, 1, aggregation.n_knots).double()  # some structure, many equilibria
     compiled = aggregative.solve_aggregative_tables(tables, aggregation)
-    monkeypatch.setattr(aggregative, "_numba_kernel", lambda: None)
+    monkeypatch.setattr(aggregative, "compiled", lambda name: None)
     tensor = aggregative.solve_aggregative_tables(tables, aggregation)
     for a, b in zip(compiled.strategies, tensor.strategies):
         assert torch.equal(a, b)

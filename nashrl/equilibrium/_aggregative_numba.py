@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-IMPROVE = 1e-12  # as nashrl.equilibrium.aggregative._IMPROVE
+from nashrl.equilibrium.aggregative import IMPROVE
 
 
 @njit(cache=True, error_model="numpy")

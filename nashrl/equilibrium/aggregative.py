@@ -38,12 +38,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nashrl.equilibrium._optional import compiled
 from nashrl.equilibrium.selection import select
 from nashrl.equilibrium.solver import StageGameSolution
 
 #: ``deviations(profile [B, N], firm) -> [B, A_firm]``
 Deviations = Callable[[torch.Tensor, int], torch.Tensor]
-_IMPROVE = 1e-12  # a best reply replaces the current action only when better by this (relative)
+IMPROVE = 1e-12  # a best reply replaces the current action only when better by this (relative)
+
+
+def default_sweeps(n_players: int) -> int:
+    """Rounds of best replies (every player once a round) before the dynamics are given up."""
+    return 4 * n_players + 20
 
 
 @dataclass
@@ -132,7 +138,7 @@ def candidate_equilibria(
 ) -> Candidates:
     """Best-reply dynamics from every player at its lowest, highest and middle action."""
     n = len(sizes)
-    max_sweeps = 4 * n + 20 if max_sweeps is None else max_sweeps
+    max_sweeps = default_sweeps(n) if max_sweeps is None else max_sweeps
     starts = [
         torch.zeros(batch, n, dtype=torch.long, device=device),
         torch.tensor([s - 1 for s in sizes], device=device).expand(batch, n).clone(),
@@ -173,7 +179,7 @@ def solve_aggregative(
     :func:`nashrl.equilibrium.solve` does.
     """
     found = candidate_equilibria(deviations, sizes, batch, device=device, tol=tol, max_sweeps=max_sweeps)
-    return _selected(found, sizes, selection, tol, dtype)
+    return selected_equilibria(found, sizes, selection, tol, dtype)
 
 
 def solve_aggregative_tables(
@@ -184,7 +190,7 @@ def solve_aggregative_tables(
     (or without numba) with tensor operations on the tables' device; the same dynamics."""
     tables = tables.detach().double()
     sizes = aggregation.sizes
-    kernel = _numba_kernel() if tables.device.type == "cpu" else None
+    kernel = compiled("_aggregative_numba") if tables.device.type == "cpu" else None
     if kernel is None:
         oracle = aggregation.to(tables.device).table_deviations(tables)
         found = candidate_equilibria(oracle, sizes, tables.shape[0], device=tables.device, tol=tol)
@@ -196,21 +202,13 @@ def solve_aggregative_tables(
             aggregation.transform == "log",
             np.asarray(sizes, dtype=np.int64),
             float(tol),
-            4 * len(sizes) + 20,
+            default_sweeps(len(sizes)),
         )
         found = Candidates(*(torch.from_numpy(x) for x in out))
-    return _selected(found, sizes, selection, tol, torch.float64)
+    return selected_equilibria(found, sizes, selection, tol, torch.float64)
 
 
-def _numba_kernel():
-    try:
-        from nashrl.equilibrium import _aggregative_numba
-    except ImportError:  # numba is optional: the tensor dynamics cover every device
-        return None
-    return _aggregative_numba
-
-
-def _selected(found: Candidates, sizes, selection: str, tol: float, dtype) -> StageGameSolution:
+def selected_equilibria(found: Candidates, sizes, selection: str, tol: float, dtype) -> StageGameSolution:
     """One equilibrium per game among the candidates (the selection rule), or the end point with
     the smallest gap where there is none."""
     batch = found.profiles.shape[0]
@@ -240,7 +238,7 @@ def _best_reply_dynamics(deviations: Deviations, profile: torch.Tensor, n: int, 
             best = payoff.argmax(1)
             current = payoff.gather(1, profile[:, i : i + 1]).squeeze(1)
             top = payoff.gather(1, best[:, None]).squeeze(1)
-            better = top > current + _IMPROVE * current.abs().clamp_min(1.0)
+            better = top > current + IMPROVE * current.abs().clamp_min(1.0)
             profile[:, i] = torch.where(better, best, profile[:, i])
             moved |= better
         if not bool(moved.any()):

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nashrl.equilibrium._optional import compiled
+
 TOL_PIVOT = 1e-10
 TOL_RATIO = 1e-13
 
@@ -111,16 +113,8 @@ def _strategies(tableaux: list[torch.Tensor], bases: list[torch.Tensor], m: int,
     return x, y
 
 
-def _numba_kernel():
-    try:
-        from nashrl.equilibrium import _lemke_howson_numba
-    except ImportError:  # numba is optional: the torch path covers every device
-        return None
-    return _lemke_howson_numba
-
-
 def _lemke_howson_numba(a: torch.Tensor, b: torch.Tensor, labels: tuple[int, ...], max_iter: int) -> LemkeHowsonResult:
-    kernel = _numba_kernel()
+    kernel = compiled("_lemke_howson_numba")
     if kernel is None:
         raise ImportError("backend='numba' needs numba installed (pip install numba)")
     if a.device.type != "cpu" or len(labels) != 1:
@@ -180,9 +174,8 @@ def lemke_howson(
     if len({lab >= m for lab in labels}) != 1:
         raise ValueError(f"init_pivot: raced labels must all be below m={m} or all at least m, got {labels}")
     max_iter = 50 * (m + n) if max_iter is None else max_iter
-    use_numba = backend == "numba" or (
-        backend == "auto" and a.device.type == "cpu" and len(labels) == 1 and _numba_kernel() is not None
-    )
+    compiled_path = a.device.type == "cpu" and len(labels) == 1 and compiled("_lemke_howson_numba") is not None
+    use_numba = backend == "numba" or (backend == "auto" and compiled_path)
     if use_numba:
         return _lemke_howson_numba(a, b, labels, max_iter)
     k = len(labels)

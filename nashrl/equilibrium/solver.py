@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nashrl.equilibrium._optional import compiled
 from nashrl.equilibrium.homotopy import logit_homotopy
 from nashrl.equilibrium.lemke_howson import lemke_howson
 from nashrl.equilibrium.logit import logit_equilibrium, logit_values
@@ -284,11 +285,7 @@ def _fused_kernel(game, concept, selection, tol, lh_starts, search_mixed, backen
         and backend in ("auto", "numba")
     ):
         return None
-    try:
-        from nashrl.equilibrium import _bimatrix_numba
-    except ImportError:  # numba is optional
-        return None
-    return _bimatrix_numba
+    return compiled("_bimatrix_numba")
 
 
 def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
@@ -415,7 +412,7 @@ def _mixed_candidates_n_player(game, need, tol, iters):
     if rows.numel() == 0:
         return [], None
     sub = game[rows]
-    if _has_numba():
+    if compiled("_homotopy_numba") is not None:
         approx, approx_gap = logit_homotopy(sub, tol)
     else:
         approx = [sub.new_zeros(sub.shape[0], n) for n in sub.shape[2:]]
@@ -437,14 +434,6 @@ def _mixed_candidates_n_player(game, need, tol, iters):
     gap[rows] = approx_gap
     ok = gap <= tol
     return [(strategies, ok, expected_payoffs(game, strategies))], (strategies, gap)
-
-
-def _has_numba() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:  # numba is optional: the residual descent covers every device
-        return False
-    return True
 
 
 def _obedience_gap(game: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:

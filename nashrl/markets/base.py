@@ -184,7 +184,7 @@ class MarketEnv(ParallelEnv):
         raise NotImplementedError
 
     def contribution_values(self, profile: np.ndarray) -> np.ndarray:
-        """``[N]`` contributions of joint action indices ``profile``."""
+        """``[..., N]`` contributions of joint action indices ``profile`` ``[..., N]``."""
         return self.contributions()[np.arange(self.n_firms), np.asarray(profile, dtype=np.int64)]
 
     def aggregate_knots(self, firm: int, count: int) -> np.ndarray:
@@ -244,8 +244,14 @@ class MarketEnv(ParallelEnv):
         process is finite and known (enables the exact dynamic Nash gap), else None."""
         return None
 
+    @property
+    def has_payoff_table(self) -> bool:
+        """Whether the stage game fits a joint table (:data:`~nashrl.markets.validation.MAX_JOINT_ACTIONS`);
+        only aggregative markets are built without one, and work from deviation payoffs."""
+        return np.prod([float(a) for a in self.action_sizes]) <= v.MAX_JOINT_ACTIONS
+
     def _reward_scale(self) -> float:
-        if self.aggregative and np.prod([float(a) for a in self.action_sizes]) > v.MAX_JOINT_ACTIONS:
+        if not self.has_payoff_table:
             # The largest profit over every own action and every rival aggregate a head can hold.
             scale = max(
                 float(np.abs(self.aggregate_profits(s, i, self.aggregate_knots(i, 257))).max())

@@ -13,17 +13,14 @@ from their starts are listed.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from nashrl.equilibrium import pure_equilibrium_mask, solve
-from nashrl.markets.validation import MAX_JOINT_ACTIONS
 
 
 def grid_equilibria(market, state: np.ndarray, selection: str = "pareto") -> dict:
-    if market.aggregative and math.prod(float(a) for a in market.action_sizes) > MAX_JOINT_ACTIONS:
+    if not market.has_payoff_table:
         return _aggregative_grid_equilibria(market, state, selection)
     table = market.payoff_table(state)
     game = torch.as_tensor(table[None])
@@ -46,7 +43,7 @@ def market_deviations(market, state: np.ndarray):
     exact profits at ``state``."""
 
     def deviations(profile: torch.Tensor, firm: int) -> torch.Tensor:
-        x = market.contributions()[np.arange(market.n_firms), profile.cpu().numpy()]
+        x = market.contribution_values(profile.cpu().numpy())  # [B, N]
         rivals = x.sum(1) - x[:, firm]
         return torch.as_tensor(market.aggregate_profits(state, firm, rivals), dtype=torch.float64)
 
@@ -54,12 +51,11 @@ def market_deviations(market, state: np.ndarray):
 
 
 def _aggregative_grid_equilibria(market, state: np.ndarray, selection: str) -> dict:
-    from nashrl.equilibrium.aggregative import candidate_equilibria, solve_aggregative
+    from nashrl.equilibrium.aggregative import candidate_equilibria, selected_equilibria
 
-    deviations = market_deviations(market, state)
-    sol = solve_aggregative(deviations, market.action_sizes, 1, selection=selection, tol=1e-12)
+    found = candidate_equilibria(market_deviations(market, state), market.action_sizes, 1, tol=1e-12)
+    sol = selected_equilibria(found, market.action_sizes, selection, 1e-12, torch.float64)
     chosen = np.array([int(s[0].argmax()) for s in sol.strategies])
-    found = candidate_equilibria(deviations, market.action_sizes, 1, tol=1e-12)
     profiles = found.profiles[0][found.valid[0]].numpy()
     return {
         "pure_profiles": [market.action_values(p).tolist() for p in profiles],

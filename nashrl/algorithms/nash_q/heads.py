@@ -195,15 +195,15 @@ class AggregativeHead:
 
     def values(self, q: torch.Tensor, solution: StageGameSolution) -> torch.Tensor:
         """``[B, N]`` each firm's Q in tables ``q`` at the solution's (pure) profile."""
-        return torch.stack([d.gather(1, a[:, None]).squeeze(1) for d, a in self._deviations(q, solution.strategies)], 1)
+        profile = self._profile(solution.strategies).to(q.device)
+        deviations = self.deviations(q, solution.strategies)
+        return torch.stack([d.gather(1, profile[:, i : i + 1]).squeeze(1) for i, d in enumerate(deviations)], 1)
 
     def deviations(self, q: torch.Tensor, strategies: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [d for d, _ in self._deviations(q, strategies)]
-
-    def _deviations(self, q, strategies):
+        """Per firm ``[B, A]``: its Q of each own action against the rivals' (pure) strategies."""
         profile = self._profile(strategies).to(q.device)
         oracle = self.aggregation.to(q.device).table_deviations(q.double())
-        return [(oracle(profile, i), profile[:, i]) for i in range(self.n_firms)]
+        return [oracle(profile, i) for i in range(self.n_firms)]
 
 
 def make_head(

@@ -1,0 +1,15 @@
+"""The compiled (numba) kernels are optional: each caller falls back to its torch path without them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+def compiled(name: str) -> ModuleType | None:
+    """The kernel module ``nashrl.equilibrium.<name>`` (e.g. ``"_bimatrix_numba"``), or None when
+    numba is not installed."""
+    try:
+        return importlib.import_module(f"nashrl.equilibrium.{name}")
+    except ImportError:
+        return None
