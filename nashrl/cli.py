@@ -215,7 +215,14 @@ def cmd_simulate(args) -> int:
     start = time.perf_counter()
     ccp, policy = policy_for_panel(market, args.policy, config["market"])
     panel = simulate(
-        market, ccp, args.markets, args.periods, seed=args.seed, profits=args.profits, initial=args.initial
+        market,
+        ccp,
+        args.markets,
+        args.periods,
+        seed=args.seed,
+        profits=args.profits,
+        initial=args.initial,
+        burn_in=args.burn_in,
     )
     meta = panel_metadata(
         market,
@@ -225,6 +232,7 @@ def cmd_simulate(args) -> int:
         markets=args.markets,
         periods=args.periods,
         initial=args.initial,
+        burn_in=args.burn_in,
     )
     path = write_panel(panel, args.out, meta)
     print(
@@ -236,19 +244,27 @@ def cmd_simulate(args) -> int:
 
 def cmd_estimate(args) -> int:
     from nashrl.config import load_config
-    from nashrl.inverse import InverseModel, bootstrap, estimate
+    from nashrl.inverse import DeepSettings, InverseModel, bootstrap, estimate
     from nashrl.panels import read_panel
 
     config = load_config(args.config, args.set)
     model = InverseModel.from_market_config(config["market"], _fixes(args.fix))
-    result = estimate(model, args.panel, method=args.method, first_stage=args.first_stage)
+    deep_settings = DeepSettings.from_mapping(_key_values(args.deep, "--deep"))
+    result = estimate(model, args.panel, method=args.method, first_stage=args.first_stage, deep_settings=deep_settings)
     if args.bootstrap:  # the replications in parallel over Ray (local instance, or RAY_ADDRESS's cluster)
         from nashrl.ray_session import init_ray
 
         panel, _ = read_panel(args.panel, model.market)
         init_ray(config)
         result = bootstrap(
-            result, model, panel, args.bootstrap, seed=args.seed, first_stage=args.first_stage, parallel=True
+            result,
+            model,
+            panel,
+            args.bootstrap,
+            seed=args.seed,
+            first_stage=args.first_stage,
+            parallel=True,
+            deep_settings=deep_settings,
         )
     if args.csv:
         from pathlib import Path
@@ -267,14 +283,21 @@ def cmd_estimate(args) -> int:
     return 0 if result.converged else 3
 
 
-def _fixes(items: list[str]) -> dict[str, float]:
-    fix = {}
+def _key_values(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
-            raise ConfigError(f"--fix {item}: expected NAME=VALUE")
+            raise ConfigError(f"{flag} {item}: expected NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _fixes(items: list[str]) -> dict[str, float]:
+    fix = {}
+    for name, value in _key_values(items, "--fix").items():
         try:
-            fix[name.strip()] = float(value)
+            fix[name] = float(value)
         except ValueError as err:
             raise ConfigError(f"--fix {name}: expected a number, got {value!r}") from err
     return fix
@@ -356,13 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profits", action="store_true", help="add each firm's realised profit (shock included)")
     p.add_argument("--initial", default="ergodic", choices=("ergodic", "market"), help="initial states")
+    p.add_argument("--burn-in", type=int, default=0, metavar="K", help="periods played before the first recorded")
     p.add_argument("--out", required=True, help="PANEL.parquet or PANEL.csv")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("estimate", help="estimate the profit coefficients from a panel of play (inverse)")
     with_config(p)
     p.add_argument("panel", help="PANEL.parquet or PANEL.csv (the schema of nashrl simulate)")
-    p.add_argument("--method", default="npl", choices=("two_step", "npl", "mle"))
+    p.add_argument("--method", default="npl", choices=("two_step", "npl", "mle", "deep"))
+    p.add_argument("--deep", action="append", default=[], metavar="KEY=VALUE", help="a deep-estimator setting")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="fix a coefficient (repeatable)")
     p.add_argument("--first-stage", default="auto", choices=("auto", "frequency", "logit"), help="first-stage CCPs")
     p.add_argument("--bootstrap", type=_positive_int, default=None, metavar="B", help="bootstrap SEs, B replications")
@@ -376,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replications", type=_positive_int, required=True)
     p.add_argument("--markets", type=_positive_int, required=True)
     p.add_argument("--periods", type=_positive_int, default=1)
-    p.add_argument("--methods", nargs="+", default=None, help="default: two_step npl mle")
+    p.add_argument("--methods", nargs="+", default=None, help="default: two_step npl mle deep")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--out", required=True, help="folder for replications.jsonl, montecarlo.md and .json")
     p.add_argument("--resume", action="store_true", help="keep the replications already in --out, run the rest")

@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from nashrl.files import atomic_write
+from nashrl.markets.private_shocks import MAX_THEORY_ENTRIES
 from nashrl.markets.validation import ConfigError
 
 PANEL_VERSION = 1
@@ -80,10 +81,13 @@ def simulate(
     seed: int = 0,
     profits: bool = False,
     initial: str = "ergodic",
+    burn_in: int = 0,
 ) -> pd.DataFrame:
     """A long-format panel of ``markets`` x ``periods`` x N rows of play by CCPs ``ccp [N, S, A]``.
     ``initial``: ``"ergodic"`` (states drawn from the stationary distribution of ``ccp``) or
-    ``"market"`` (the market's own initial-state rule)."""
+    ``"market"`` (the market's own initial-state rule); ``burn_in`` periods are played first and
+    not recorded (with ``market``: draws from near the ergodic distribution of games too large
+    for the exact one)."""
     import torch
 
     from nashrl.theory.ccp import CCPGame, stationary
@@ -95,6 +99,13 @@ def simulate(
         raise ConfigError(f"simulate: {markets * periods * n:,} rows; expected at most {MAX_ROWS:,}")
     if initial not in ("ergodic", "market"):
         raise ConfigError(f"simulate --initial: expected 'ergodic' or 'market', got {initial!r}")
+    if burn_in < 0:
+        raise ConfigError(f"simulate --burn-in: expected periods >= 0, got {burn_in}")
+    if initial == "ergodic" and market.theory_size() > MAX_THEORY_ENTRIES:
+        raise ConfigError(
+            f"simulate --initial ergodic: the exact ergodic distribution enumerates {market.n_states:,} states' "
+            "joint actions; use --initial market --burn-in K"
+        )
     rng = np.random.default_rng(seed)
     states_all = market.state_array()
     if initial == "ergodic":
@@ -106,15 +117,17 @@ def simulate(
     state_cols = np.zeros((periods, markets, states_all.shape[1]), dtype=np.int64)
     actions = np.zeros((periods, markets, n), dtype=np.int64)
     realised = np.zeros((periods, markets, n)) if profits else None
-    for t in range(periods):
+    for step in range(burn_in + periods):
         state = states_all[x]  # [M, 1 + N]
-        state_cols[t] = state
         probs = np.transpose(ccp[:, x, :], (1, 0, 2))  # [M, N, A]
         a = _draw_from(probs, rng)
-        actions[t] = a
-        if profits:
-            chosen = np.take_along_axis(probs, a[..., None], -1)[..., 0]
-            realised[t] = market.stage_profits(state, a) + chosen_shocks(market, chosen, a, rng)
+        t = step - burn_in
+        if t >= 0:
+            state_cols[t] = state
+            actions[t] = a
+            if profits:
+                chosen = np.take_along_axis(probs, a[..., None], -1)[..., 0]
+                realised[t] = market.stage_profits(state, a) + chosen_shocks(market, chosen, a, rng)
         x = market.state_index(market.transitions(state, a, rng))  # the market's own dynamics, all markets at once
     values = market.state_values(state_cols)  # [T, M, 1 + N] in the market's units
     labels = market.state_labels()
@@ -237,6 +250,13 @@ def policy_for_panel(market, policy: str, market_config: dict[str, Any]) -> tupl
     trained on the same market."""
     from nashrl.theory.ccp import cached_mpe
 
+    if policy == "mpe" and market.theory_size() > MAX_THEORY_ENTRIES:
+        # Too large for the full-state solver: firms that are exchangeable have a symmetric MPE
+        # on reduced states (refused, naming the field, when they are not).
+        from nashrl.theory.symmetric_entry import full_ccp, symmetric_mpe
+
+        eq = symmetric_mpe(market)
+        return full_ccp(market, eq), {"kind": "symmetric_mpe", "fixed_point_residual": eq.residual}
     if policy == "mpe" or policy.startswith("mpe:"):
         index_text = policy.partition(":")[2] or "0"
         if not index_text.isdigit():

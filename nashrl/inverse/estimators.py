@@ -57,8 +57,6 @@ from nashrl.inverse.model import InverseModel
 from nashrl.markets.validation import ConfigError
 from nashrl.theory.ccp import FIXED_POINT_TOL, PROB_FLOOR, _full, iterate, newton, residual_vector
 
-METHODS = ("two_step", "npl", "mle")
-
 
 def choice_index(model: InverseModel, ccp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(Z~ [N, S, A, K], e~ [N, S, A])`` with choice values ``Z~ theta + e~`` given CCPs ``ccp``."""
@@ -75,7 +73,7 @@ def choice_index(model: InverseModel, ccp: torch.Tensor) -> tuple[torch.Tensor, 
 
 def pseudo_loglik(model: InverseModel, theta: torch.Tensor, index, counts: torch.Tensor) -> torch.Tensor:
     z_tilde, e_tilde = index
-    return (counts * model.game.log_response(z_tilde @ theta + e_tilde)).sum()
+    return (counts * model.shocks.log_response(z_tilde @ theta + e_tilde)).sum()
 
 
 def maximise_pseudo_likelihood(

@@ -10,6 +10,7 @@ a (pseudo-)likelihood :math:`\sum_{i,x,a} n_i(x,a) \ln P_i(a \mid x)`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,9 @@ import pandas as pd
 import torch
 
 from nashrl.markets import make_market
+from nashrl.markets.private_shocks import MAX_THEORY_ENTRIES
 from nashrl.markets.validation import ConfigError, is_real
-from nashrl.theory.ccp import CCPGame
+from nashrl.theory.ccp import CCPGame, ShockLaw
 
 
 @dataclass
@@ -29,8 +31,23 @@ class InverseModel:
     names: list[str]  # every coefficient, in the market's order
     free: list[str]
     fixed: dict[str, float]  # values of the coefficients that are not free
-    features: torch.Tensor  # [S, J, N, K] all coefficients' features
-    game: CCPGame  # transitions, discount, shocks (its profits: the market's true ones)
+
+    # The enumerated tables are built on first use: the estimators that work state by state need
+    # them, the deep one (:mod:`nashrl.inverse.deep`) never does, so games too large to enumerate
+    # still get a model.
+    @functools.cached_property
+    def features(self) -> torch.Tensor:
+        """``[S, J, N, K]`` every coefficient's profit features at every state and joint action."""
+        return torch.as_tensor(self.market.feature_table(), dtype=torch.float64)
+
+    @functools.cached_property
+    def game(self) -> CCPGame:
+        """Transitions, discount and shocks (its profits: the market's true ones)."""
+        return CCPGame.of(self.market)
+
+    @property
+    def shocks(self) -> ShockLaw:
+        return ShockLaw(self.market.shock, float(self.market.sigma))
 
     @classmethod
     def from_market_config(cls, market_config: Mapping[str, Any], fix: Mapping[str, Any] | None = None) -> InverseModel:
@@ -52,8 +69,7 @@ class InverseModel:
         free = [n for n in names if n not in fixed]
         if not free:
             raise ConfigError("--fix: every coefficient is fixed; nothing to estimate")
-        features = torch.as_tensor(market.feature_table(), dtype=torch.float64)
-        return cls(market, names, free, fixed, features, CCPGame.of(market))
+        return cls(market, names, free, fixed)
 
     @property
     def free_index(self) -> list[int]:
@@ -81,37 +97,61 @@ class InverseModel:
         return np.array([truth[n] for n in self.free])
 
 
+def panel_states(market, panel: pd.DataFrame) -> np.ndarray:
+    """``[rows, 1 + N]`` each row's public state in the market's internal units (a state column the
+    market does not label, such as psd_entry's absent exogenous state, is 0)."""
+    values = np.column_stack(
+        [
+            panel[label].to_numpy() if label in panel.columns else np.zeros(len(panel), dtype=np.int64)
+            for label in market.state_labels()
+        ]
+    )
+    return market.state_from_values(values).astype(np.int64)
+
+
 def choice_counts(model: InverseModel, panel: pd.DataFrame) -> np.ndarray:
     """``[N, S, A]``: how often each firm chose each action at each public state, from a panel
     checked by :func:`nashrl.panels.read_panel` against ``model.market``."""
     market = model.market
-    labels = market.state_labels()
-    values = np.column_stack(
-        [
-            panel[label].to_numpy() if label in panel.columns else np.zeros(len(panel), dtype=np.int64)
-            for label in labels
-        ]
-    )
-    state = market.state_index(market.state_from_values(values).astype(np.int64))
+    state = market.state_index(panel_states(market, panel))
     counts = np.zeros((market.n_firms, market.n_states, market.n_actions))
     np.add.at(counts, (panel["firm"].to_numpy(), state, panel["action"].to_numpy()), 1.0)
     return counts
 
 
-def check_identification(model: InverseModel, counts: np.ndarray, panel: pd.DataFrame) -> None:
-    """Refuse data that cannot identify a free coefficient, naming it: one market only, a firm whose
-    action never varies, a coefficient whose feature never varies in the observed cells."""
+def check_enumerable(model: InverseModel, method: str) -> None:
+    """The enumerating estimators need the game's tables; refuse a game too large for them,
+    pointing at the deep estimator."""
+    market = model.market
+    if market.theory_size() > MAX_THEORY_ENTRIES:
+        raise ConfigError(
+            f"--method {method}: enumerates {market.n_states:,} states x {market.n_actions**market.n_firms:,} joint "
+            f"actions ({float(market.theory_size()):.3g} entries, above {MAX_THEORY_ENTRIES:,}); use --method deep"
+        )
+
+
+def check_variation(model: InverseModel, panel: pd.DataFrame) -> None:
+    """Refuse data that cannot identify the coefficients whatever the method, naming them: one
+    market only, or a firm whose action never varies."""
     if panel["market"].nunique() < 2:
         raise ConfigError("panel.market: one market only; expected observations of at least 2 markets")
     market = model.market
+    chosen = np.zeros((market.n_firms, market.n_actions))
+    np.add.at(chosen, (panel["firm"].to_numpy(), panel["action"].to_numpy()), 1.0)
     for i in range(market.n_firms):
-        chosen = counts[i].sum(0)
-        if (chosen > 0).sum() < 2:
+        if (chosen[i] > 0).sum() < 2:
             needs = [n for n in model.free if n.endswith(f"_{i}")] or model.free
             raise ConfigError(
-                f"panel.action: firm {i} always chooses action {int(np.argmax(chosen))}; "
+                f"panel.action: firm {i} always chooses action {int(np.argmax(chosen[i]))}; "
                 f"{', '.join(needs)} cannot be identified"
             )
+
+
+def check_identification(model: InverseModel, counts: np.ndarray, panel: pd.DataFrame) -> None:
+    """:func:`check_variation`, then refuse a coefficient whose feature never varies in the observed
+    cells (the enumerating estimators; the deep one finds such a coefficient in its information
+    matrix, named the same way)."""
+    check_variation(model, panel)
     observed = torch.as_tensor(counts.sum(-1) > 0)  # [N, S]
     free = model.free_features()  # [S, J, N, K]
     for k, name in enumerate(model.free):

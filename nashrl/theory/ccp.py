@@ -47,6 +47,52 @@ DISTINCT_TOL = 1e-6
 PROB_FLOOR = 1e-14
 
 
+@dataclass(frozen=True)
+class ShockLaw:
+    """The private shocks' distribution (``gumbel`` or binary ``normal``, scale ``sigma``): what a
+    choice probability, its log, the expected shock of the chosen action and the expected maximum
+    are for given choice values, whatever the state space (the inverse estimators that never
+    enumerate states use it alone)."""
+
+    shock: str
+    sigma: float
+
+    @property
+    def difference_scale(self) -> float:
+        """Normal shocks: the standard deviation of the shock difference, :math:`\\sigma\\sqrt 2`."""
+        return self.sigma * math.sqrt(2.0)
+
+    def expected_shock(self, ccp: torch.Tensor) -> torch.Tensor:
+        """``[...]`` expected shock of the chosen action under choice probabilities ``ccp [..., A]``
+        (mean-zero shocks)."""
+        p = ccp.clamp_min(PROB_FLOOR)
+        if self.shock == "gumbel":
+            return -self.sigma * (p * torch.log(p)).sum(-1)
+        q = torch.special.ndtri(p[..., 1].clamp(PROB_FLOOR, 1 - PROB_FLOOR))
+        return self.difference_scale * _normal_pdf(q)
+
+    def response(self, choice_values: torch.Tensor) -> torch.Tensor:
+        """Choice probabilities of ``choice_values`` ``[..., A]``: logit or (binary) probit."""
+        if self.shock == "gumbel":
+            return torch.softmax(choice_values / self.sigma, dim=-1)
+        p1 = torch.special.ndtr((choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale)
+        return torch.stack([1 - p1, p1], -1)
+
+    def log_response(self, choice_values: torch.Tensor) -> torch.Tensor:
+        """``log`` of :meth:`response`, computed stably (log-softmax, log of the normal cdf)."""
+        if self.shock == "gumbel":
+            return torch.log_softmax(choice_values / self.sigma, dim=-1)
+        d = (choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale
+        return torch.stack([torch.special.log_ndtr(-d), torch.special.log_ndtr(d)], -1)
+
+    def expected_max(self, choice_values: torch.Tensor) -> torch.Tensor:
+        """:math:`E \\max_a [v(a) + \\varepsilon(a)]` for choice values ``[..., A]`` (mean-zero shocks)."""
+        if self.shock == "gumbel":
+            return self.sigma * torch.logsumexp(choice_values / self.sigma, dim=-1)
+        d = (choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale
+        return choice_values[..., 0] + self.difference_scale * (d * torch.special.ndtr(d) + _normal_pdf(d))
+
+
 @dataclass
 class CCPGame:
     """The arrays of a private-shock game the MPE computations use (float64 tensors)."""
@@ -79,9 +125,8 @@ class CCPGame:
         return self.profits.shape[0]
 
     @property
-    def difference_scale(self) -> float:
-        """Normal shocks: the standard deviation of the shock difference, :math:`\\sigma\\sqrt 2`."""
-        return self.sigma * math.sqrt(2.0)
+    def shocks(self) -> ShockLaw:
+        return ShockLaw(self.shock, self.sigma)
 
     @property
     def n_joint(self) -> int:
@@ -101,12 +146,8 @@ class CCPGame:
         return (exo.unsqueeze(2) * joint.unsqueeze(1)).flatten(1)
 
     def expected_shock(self, ccp: torch.Tensor) -> torch.Tensor:
-        """``[N, S]`` expected shock of the chosen action under ``ccp`` (mean-zero shocks)."""
-        p = ccp.clamp_min(PROB_FLOOR)
-        if self.shock == "gumbel":
-            return -self.sigma * (p * torch.log(p)).sum(-1)
-        q = torch.special.ndtri(p[..., 1].clamp(PROB_FLOOR, 1 - PROB_FLOOR))
-        return self.difference_scale * _normal_pdf(q)
+        """``[N, S]`` expected shock of the chosen action under ``ccp`` (:meth:`ShockLaw.expected_shock`)."""
+        return self.shocks.expected_shock(ccp)
 
     def discounted(self, joint: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
         """:math:`(I - \\beta F^P)^{-1}` ``flows`` ``[S, ...]``: expected discounted sums of per-state
@@ -147,18 +188,10 @@ class CCPGame:
         return self.contract(ccp, self.profits + self.beta * self.expected_next(values))
 
     def response(self, choice_values: torch.Tensor) -> torch.Tensor:
-        """Choice probabilities of ``choice_values`` ``[..., A]``: logit or (binary) probit."""
-        if self.shock == "gumbel":
-            return torch.softmax(choice_values / self.sigma, dim=-1)
-        p1 = torch.special.ndtr((choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale)
-        return torch.stack([1 - p1, p1], -1)
+        return self.shocks.response(choice_values)
 
     def log_response(self, choice_values: torch.Tensor) -> torch.Tensor:
-        """``log`` of :meth:`response`, computed stably (log-softmax, log of the normal cdf)."""
-        if self.shock == "gumbel":
-            return torch.log_softmax(choice_values / self.sigma, dim=-1)
-        d = (choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale
-        return torch.stack([torch.special.log_ndtr(-d), torch.special.log_ndtr(d)], -1)
+        return self.shocks.log_response(choice_values)
 
     def psi(self, ccp: torch.Tensor) -> torch.Tensor:
         """The equilibrium mapping :math:`\\Psi(P)` (``[N, S, A]`` to ``[N, S, A]``)."""
@@ -168,11 +201,7 @@ class CCPGame:
         return float((ccp - self.psi(ccp)).abs().max())
 
     def expected_max(self, choice_values: torch.Tensor) -> torch.Tensor:
-        """:math:`E \\max_a [v(a) + \\varepsilon(a)]` for choice values ``[..., A]`` (mean-zero shocks)."""
-        if self.shock == "gumbel":
-            return self.sigma * torch.logsumexp(choice_values / self.sigma, dim=-1)
-        d = (choice_values[..., 1] - choice_values[..., 0]) / self.difference_scale
-        return choice_values[..., 0] + self.difference_scale * (d * torch.special.ndtr(d) + _normal_pdf(d))
+        return self.shocks.expected_max(choice_values)
 
 
 def _normal_pdf(x: torch.Tensor) -> torch.Tensor:
