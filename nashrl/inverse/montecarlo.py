@@ -2,8 +2,11 @@ r"""Monte Carlo of the inverse estimators: R replications of simulate + estimate
 
 ``nashrl montecarlo CONFIG --replications R --markets M [--periods T] [--methods ...] --out DIR``:
 the MPE of the config's market is computed once (its first equilibrium, the data-generating
-process); replication :math:`r` simulates a panel with seed :math:`r` from the ergodic
-distribution and runs every method on it, as a Ray task (one CPU; a local Ray instance, or the
+process; beyond the exact solver's size the symmetric MPE of exchangeable firms,
+:mod:`nashrl.theory.symmetric_entry`); replication :math:`r` simulates a panel with seed
+:math:`r` from the ergodic distribution (beyond that size: from the market's initial states after
+``BURN_IN`` unrecorded periods) and runs every method on it (default: every method that applies
+to the game), as a Ray task (one CPU; a local Ray instance, or the
 cluster at ``RAY_ADDRESS``). Each finished replication is appended to
 ``DIR/replications.jsonl`` at once, so ``--resume`` continues an interrupted run with the seeds
 still missing. ``DIR/montecarlo.md`` and ``.json`` report per method and coefficient the mean
@@ -27,6 +30,20 @@ from nashrl.markets.validation import ConfigError
 LOG = "replications.jsonl"
 
 
+#: Games too large for the exact ergodic distribution start from the market's initial states and
+#: play this many unrecorded periods first.
+BURN_IN = 100
+
+
+def sampling(market) -> dict[str, Any]:
+    """How a replication draws its panel's states (``simulate``'s ``initial`` and ``burn_in``)."""
+    from nashrl.markets.private_shocks import MAX_THEORY_ENTRIES
+
+    if market.theory_size() > MAX_THEORY_ENTRIES:
+        return {"initial": "market", "burn_in": BURN_IN}
+    return {"initial": "ergodic", "burn_in": 0}
+
+
 def replicate(market_config: dict[str, Any], ccp: np.ndarray, seed: int, markets: int, periods: int, methods, fix):
     """One replication: simulate with ``seed`` and estimate by every method (never raises: a
     failure is recorded as not converged with its message)."""
@@ -36,7 +53,7 @@ def replicate(market_config: dict[str, Any], ccp: np.ndarray, seed: int, markets
 
     set_thread_budget(1)
     model = InverseModel.from_market_config(market_config, fix)
-    panel = simulate(model.market, ccp, markets=markets, periods=periods, seed=seed)
+    panel = simulate(model.market, ccp, markets=markets, periods=periods, seed=seed, **sampling(model.market))
     out = {"seed": seed, "results": {}}
     for method in methods:
         start = time.perf_counter()
@@ -140,17 +157,22 @@ def run_montecarlo(
     import ray
 
     from nashrl.inverse import METHODS, InverseModel
+    from nashrl.inverse.model import check_enumerable
+    from nashrl.panels import policy_for_panel
     from nashrl.ray_session import init_ray
-    from nashrl.theory.ccp import cached_mpe
 
-    methods = list(methods or METHODS)
+    model = InverseModel.from_market_config(config["market"], fix)  # before Ray: bad configs fail fast
+    if methods is None:  # every method that applies to this game
+        methods = [m for m in METHODS if m == "deep" or sampling(model.market)["initial"] == "ergodic"]
+    methods = list(methods)
     for method in methods:
         if method not in METHODS:
             raise ConfigError(f"--methods: expected some of {list(METHODS)}, got {method!r}")
+        if method != "deep":
+            check_enumerable(model, method)
     if replications < 1 or markets < 2 or periods < 1:
         got = f"{replications}, {markets}, {periods}"
         raise ConfigError(f"montecarlo: expected replications >= 1, markets >= 2, periods >= 1; got {got}")
-    model = InverseModel.from_market_config(config["market"], fix)  # before Ray: bad configs fail fast
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {str(out)!r} is a file; expected a folder")
@@ -161,7 +183,7 @@ def run_montecarlo(
     rows = read_log(log) if resume else []
     done = {r["seed"] for r in rows}
     todo = [s for s in range(replications) if s not in done]
-    ccp = cached_mpe(model.market)["equilibria"][0].ccp
+    ccp, policy = policy_for_panel(model.market, "mpe", dict(config["market"]))
     started = time.perf_counter()
     if todo:
         init_ray(config)
@@ -182,6 +204,7 @@ def run_montecarlo(
         "markets": markets,
         "periods": periods,
         "fixed": model.fixed,
+        "data": {"policy": policy, **sampling(model.market)},
         "wall_seconds_this_run": time.perf_counter() - started,
         "ray_cpus": _cluster_cpus(),
     }
