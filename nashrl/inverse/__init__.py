@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nashrl.inverse.deep import DeepSettings, deep
+from nashrl.inverse.deep import DeepSettings, estimate_deep
 from nashrl.inverse.estimators import ESTIMATORS, run_estimator
 from nashrl.inverse.model import (
     InverseModel,
@@ -48,7 +48,7 @@ def run_method(
         return run_estimator(method, model, data, first_stage)
     if first_stage != "auto":
         raise ConfigError("--first-stage: the deep estimator fits its own neural first stage; leave it at auto")
-    return deep(model, data, deep_settings)
+    return estimate_deep(model, data, deep_settings)
 
 
 def estimate(

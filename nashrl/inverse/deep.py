@@ -9,24 +9,31 @@ estimation by forward simulation) and Bajari, Benkard and Levin (2007) (profits 
 :math:`\theta`, so simulated values are linear in it), with networks in place of cell frequencies
 and of value tables:
 
-1. **Neural CCPs** :math:`\hat P_i(a \mid x)`: one network reads the public state and returns every
-   firm's choice logits; fitted by maximum likelihood (cross-entropy) on the observed choices, with
-   a held-out tenth of the markets for early stopping, and kept inside ``[floor, 1 - floor]``.
-2. **Neural value functions**, linear in :math:`\theta`: firm :math:`i`'s value under
-   :math:`\hat P` is :math:`V_i(x) = W_i(x)\,\theta + \lambda_i(x)` with
+1. **Neural CCPs** :math:`\hat P_i(a \mid x)`: one network (a linear index plus a two-layer
+   perceptron) reads the public state and returns every firm's choice logits; fitted by maximum
+   likelihood (cross-entropy) on the observed choices, with a held-out tenth of the markets for
+   early stopping, and kept inside ``[floor, 1 - floor]``.
+2. **Neural value differences**, linear in :math:`\theta`: under :math:`\hat P` firm :math:`i`'s
+   value is :math:`V_i(x) = W_i(x)\,\theta + \lambda_i(x)` with
    :math:`W_i(x) = E[\sum_t \beta^t Z_i(x_t, a_t) \mid x_0 = x]` (discounted profit features) and
    :math:`\lambda_i(x) = E[\sum_t \beta^t e_i(x_t)]` (expected shocks of the chosen actions,
-   :math:`e = -\sigma \sum_a P \ln P` for logit). Paths are simulated from the states the data
-   reach next, :math:`(z' \sim \Pi(z, \cdot), a_t)`, and from the same with one firm's action
-   changed (the counterfactual choices the likelihood values), with actions drawn from
-   :math:`\hat P`, the known exogenous chain, and ``horizon`` periods (the tail beyond it weighs
-   less than ``tail`` of the value); one network :math:`x \mapsto (W_i, \lambda_i)_i` is regressed
-   on the simulated sums (least squares, early stopping), which averages the paths' noise and
-   gives values at states no path started from.
+   :math:`e = -\sigma \sum_a P \ln P` for logit). A logit or probit choice reads only differences
+   of choice values, so what is needed is
+   :math:`D_i^a(x) = (W_i, \lambda_i)(x \text{ with } a_{i,t-1} = a) - (W_i, \lambda_i)(x \text{ with } a_{i,t-1} = 0)`.
+   From the states the data reach next, :math:`(z' \sim \Pi(z, \cdot), a_t)`, the start and its
+   variants with one firm's last action changed are simulated with actions drawn from
+   :math:`\hat P` and the known exogenous chain, with *common random numbers*: once a variant is
+   back on the start's path it stays there, so a difference is a sum over a few periods (all
+   pairs meet within about ten on Aguirregabiria and Mira's design) with little noise, where a
+   value's simulation is long and noisy (regressing values instead missed the choice-value
+   differences by 0.17 on average; the differences miss by 0.01). One network
+   :math:`x \mapsto (D_i^a)_{i,a}` is regressed on the simulated differences (least squares, early
+   stopping), which gives them at states no path started from.
 3. **Choice values** at each observation, linear in :math:`\theta` (Aguirregabiria and Mira 2007,
    eq. 15, with expectations instead of matrices):
-   :math:`\tilde v_i(x, a) = E_{a_{-i} \sim \hat P_{-i}(x)}[Z_i(x, a, a_{-i}) + \beta\,
-   E_{z'} W_i(z', (a, a_{-i}))]\,\theta + \beta E[\lambda_i] + \text{fixed coefficients' part}`;
+   :math:`\tilde v_i(x, a) - \tilde v_i(x, 0) = E_{a_{-i} \sim \hat P_{-i}(x)}[Z_i(x, a, a_{-i}) -
+   Z_i(x, 0, a_{-i}) + \beta\, E_{z'} D_i^a(z', a_{-i})]\,(\theta, 1)` (plus the fixed
+   coefficients' part);
    the rivals' actions are enumerated when there are at most ``rival_draws`` profiles, otherwise
    ``rival_draws`` profiles are drawn (common to a state's firms).
 4. :math:`\hat\theta` maximises :math:`\sum_{obs} \ln \Lambda(\tilde v_i(x, a_{obs}))`: a logit
@@ -34,9 +41,10 @@ and of value tables:
    ``two_step``. Its standard errors treat the first stage as known (use ``--bootstrap``).
 
 It is ``two_step`` with a different first stage and value computation, so on games small enough
-for both the two agree up to the networks' approximation error (tested on Aguirregabiria and
-Mira's design); its cost grows with the number of observations and firms, not with the state
-space.
+for both the two agree on large panels (tested on Aguirregabiria and Mira's design); on small
+ones its neural first stage is noisier than cell frequencies and its small-sample bias is larger
+(docs/inverse_montecarlo.md). Its cost grows with the number of observations and firms, not with
+the state space.
 """
 
 from __future__ import annotations
@@ -104,6 +112,21 @@ def _network(inputs: int, outputs: int, hidden: int) -> nn.Module:
     )
 
 
+class _LinearPlusNetwork(nn.Module):
+    """A linear index plus a network, ``W x + b + MLP(x)``: the CCP network. The linear part is a
+    logit on the state's raw values (it holds main effects such as the number of rivals active
+    with few data); the network adds the interactions. Measured on the 1600-market design (8
+    panels): theta_RN 0.77 against 0.68 with the network alone (truth 1, two_step 0.87)."""
+
+    def __init__(self, inputs: int, outputs: int, hidden: int):
+        super().__init__()
+        self.linear = nn.Linear(inputs, outputs)
+        self.network = _network(inputs, outputs, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.network(x)
+
+
 def _fit(net: nn.Module, loss_of, train, held_out, steps: int, lr: float) -> dict[str, float]:
     """Full-batch Adam on ``loss_of(net, data)``, keeping the weights with the lowest held-out loss
     (checked every 25 steps); returns the final losses."""
@@ -138,7 +161,7 @@ class _Panel:
 
 
 class DeepEstimator:
-    """Steps 1-3 of the module for one panel; :func:`deep` runs them and step 4."""
+    """Steps 1-3 of the module for one panel; :func:`estimate_deep` runs them and step 4."""
 
     def __init__(self, model: InverseModel, settings: DeepSettings):
         self.model, self.s = model, settings
@@ -151,7 +174,7 @@ class DeepEstimator:
         self.k_all = len(model.names)
         self.rng = np.random.default_rng(settings.seed)
         torch.manual_seed(settings.seed)
-        self.ccp_net = _network(market.public_size, self.n * self.a, settings.hidden)
+        self.ccp_net = _LinearPlusNetwork(market.public_size, self.n * self.a, settings.hidden)
         self.value_net = _network(market.public_size, self.n * (self.k_all + 1), settings.hidden)
         self.diagnostics: dict[str, Any] = {}
 
@@ -323,7 +346,7 @@ class DeepEstimator:
         return torch.as_tensor(np.concatenate(z_out)), torch.as_tensor(np.concatenate(e_out))
 
 
-def deep(model: InverseModel, panel: pd.DataFrame, settings: DeepSettings | None = None) -> dict[str, Any]:
+def estimate_deep(model: InverseModel, panel: pd.DataFrame, settings: DeepSettings | None = None) -> dict[str, Any]:
     """The deep estimator on ``panel`` (a checked long-format panel); see the module."""
     settings = settings or DeepSettings()
     begin = time.perf_counter()
