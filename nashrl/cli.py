@@ -249,7 +249,7 @@ def cmd_estimate(args) -> int:
 
     config = load_config(args.config, args.set)
     model = InverseModel.from_market_config(config["market"], _fixes(args.fix))
-    deep_settings = DeepSettings.from_mapping(_key_values(args.deep, "--deep"))
+    deep_settings = DeepSettings.from_mapping(_key_values(args.deep, "--deep")) if args.deep else None
     result = estimate(model, args.panel, method=args.method, first_stage=args.first_stage, deep_settings=deep_settings)
     if args.bootstrap:  # the replications in parallel over Ray (local instance, or RAY_ADDRESS's cluster)
         from nashrl.ray_session import init_ray

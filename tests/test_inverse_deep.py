@@ -120,7 +120,7 @@ def test_burn_in_zero_leaves_seeded_panels_unchanged(am_panel):
     [
         ({"hiden": 3}, "--deep hiden: unknown setting"),
         ({"hidden": 0}, "--deep hidden: expected a positive integer"),
-        ({"lr": "fast"}, "--deep lr: expected a float"),
+        ({"lr": "fast"}, "--deep lr: expected a number"),
         ({"tail": 2.0}, r"--deep tail: expected a number in \(0, 1\)"),
         ({"validation": 0.7}, "--deep validation"),
     ],
@@ -130,9 +130,11 @@ def test_bad_deep_settings_are_refused(settings, match):
         DeepSettings.from_mapping(settings)
 
 
-def test_deep_refuses_a_first_stage_it_does_not_use(am_panel):
+def test_deep_refuses_a_first_stage_it_does_not_use_and_others_refuse_its_settings(am_panel):
     with pytest.raises(ConfigError, match="--first-stage: the deep estimator fits its own"):
         estimate(AM1, am_panel.head(5000), method="deep", first_stage="frequency")
+    with pytest.raises(ConfigError, match="--deep: settings of the deep estimator given with --method npl"):
+        estimate(AM1, am_panel.head(5000), method="npl", deep_settings={"hidden": 8})
 
 
 def test_montecarlo_refuses_an_enumerating_method_on_a_game_too_large_before_ray(tmp_path):
@@ -145,3 +147,27 @@ def test_montecarlo_refuses_an_enumerating_method_on_a_game_too_large_before_ray
     assert sampling(make_market(config["market"])) == {"initial": "market", "burn_in": 100}
     assert sampling(make_market(AM1)) == {"initial": "ergodic", "burn_in": 0}
     assert not (tmp_path / "mc").exists()  # refused before anything was written
+
+
+def test_many_firm_commands_of_the_readme(tmp_path, capsys):
+    """The README's many-firm commands: simulate from the symmetric MPE with a burn-in, estimate
+    by deep (few steps here), the JSON table; an enumerating method is refused in one line."""
+    import json
+
+    from nashrl.cli import main
+
+    panel = tmp_path / "n12.parquet"
+    sets = ["--set", "market.n_firms=12", "--set", "market.theta_fc=-1.7", "--set", "market.theta_rn=1.0"]
+    args = ["simulate", "configs/entry_exit.yaml", *sets, "--markets", "1500", "--periods", "1"]
+    assert main([*args, "--initial", "market", "--burn-in", "50", "--out", str(panel)]) == 0
+    capsys.readouterr()
+    base = ["estimate", "configs/entry_exit.yaml", str(panel), *sets]
+    assert main([*base, "--method", "deep", "--deep", "value_steps=100", "--deep", "ccp_steps=200", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "deep" and out["n_obs"] == 1500 * 12
+    rn = next(c for c in out["coefficients"] if c["coefficient"] == "theta_rn")
+    assert rn["true"] == 1.0 and np.isfinite(rn["estimate"]) and rn["std_err"] > 0
+    assert main([*base, "--method", "two_step"]) == 2
+    assert "nashrl: error: --method two_step: enumerates 20,480 states" in capsys.readouterr().err
+    assert main([*base, "--method", "deep", "--deep", "hidden=wide"]) == 2
+    assert "nashrl: error: --deep hidden: expected an integer, got 'wide'" in capsys.readouterr().err

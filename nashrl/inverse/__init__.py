@@ -65,6 +65,10 @@ def estimate(
 
     if not isinstance(model, InverseModel):
         model = InverseModel.from_market_config(model, fix)
+    if deep_settings and method != "deep":
+        from nashrl.markets.validation import ConfigError
+
+        raise ConfigError(f"--deep: settings of the deep estimator given with --method {method}")
     if not isinstance(deep_settings, DeepSettings):
         deep_settings = DeepSettings.from_mapping(deep_settings)
     truth = None

@@ -59,7 +59,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from nashrl.inverse.estimators import maximise_pseudo_likelihood, pseudo_likelihood_cov, pseudo_loglik
+from nashrl.inverse.estimators import fit_pseudo_likelihood
 from nashrl.inverse.model import InverseModel, panel_states
 from nashrl.markets.validation import ConfigError
 
@@ -93,7 +93,8 @@ class DeepSettings:
             try:
                 out[name] = type(default)(value)
             except (TypeError, ValueError) as err:
-                raise ConfigError(f"--deep {name}: expected a {type(default).__name__}, got {value!r}") from err
+                kind = "an integer" if isinstance(default, int) else "a number"
+                raise ConfigError(f"--deep {name}: expected {kind}, got {value!r}") from err
             if isinstance(default, int) and (out[name] < 0 or (out[name] == 0 and name != "seed")):
                 raise ConfigError(f"--deep {name}: expected a positive integer, got {value!r}")
         settings = cls(**out)
@@ -157,7 +158,6 @@ class _Panel:
         states = panel_states(market, rows).reshape(-1, n, 1 + n)
         self.states = states[:, 0]  # [O, 1 + N] (a period's rows share the state)
         self.actions = rows["action"].to_numpy().reshape(-1, n).copy()  # [O, N]
-        self.markets = rows["market"].to_numpy().reshape(-1, n)[:, 0]
 
 
 class DeepEstimator:
@@ -356,7 +356,6 @@ def estimate_deep(model: InverseModel, panel: pd.DataFrame, settings: DeepSettin
     est.fit_values(data)
     index = est.choice_index(data)
     counts = torch.nn.functional.one_hot(torch.as_tensor(data.actions), model.market.n_actions).double()
-    theta, ok = maximise_pseudo_likelihood(model, index, counts, torch.zeros(len(model.free), dtype=torch.float64))
     d = est.diagnostics
     note = (
         f"deep first stage: CCP cross-entropy {d['ccp_cross_entropy']['held_out']:.4f} held out; difference "
@@ -365,11 +364,7 @@ def estimate_deep(model: InverseModel, panel: pd.DataFrame, settings: DeepSettin
         f"MSE {d['value_mse_standardised']['held_out']:.3f} held out, path noise included)"
     )
     return {
-        "theta": theta,
-        "cov": pseudo_likelihood_cov(model, theta, index, counts),
-        "loglik": float(pseudo_loglik(model, theta, index, counts)),
-        "iterations": 1,
-        "converged": ok,
+        **fit_pseudo_likelihood(model, index, counts),
         "se_method": "pseudo-likelihood information, neural first stage treated as known",
         "note": note,
         "diagnostics": d,

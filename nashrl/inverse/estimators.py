@@ -124,20 +124,24 @@ def _inverse_information(model, information: np.ndarray) -> np.ndarray:
     return np.linalg.inv(information)
 
 
-def two_step(model: InverseModel, counts: np.ndarray, first: torch.Tensor, start=None) -> dict[str, Any]:
-    n = torch.as_tensor(counts, dtype=torch.float64)
-    index = choice_index(model, first)
+def fit_pseudo_likelihood(model, index, counts: torch.Tensor, start: torch.Tensor | None = None) -> dict[str, Any]:
+    """The two-step estimate given the choice index: theta, its covariance (CCPs treated as
+    known), the log pseudo-likelihood and whether Newton converged."""
     theta0 = torch.zeros(len(model.free), dtype=torch.float64) if start is None else start
-    theta, ok = maximise_pseudo_likelihood(model, index, n, theta0)
+    theta, ok = maximise_pseudo_likelihood(model, index, counts, theta0)
     return {
         "theta": theta,
-        "cov": pseudo_likelihood_cov(model, theta, index, n),
-        "loglik": float(pseudo_loglik(model, theta, index, n)),
+        "cov": pseudo_likelihood_cov(model, theta, index, counts),
+        "loglik": float(pseudo_loglik(model, theta, index, counts)),
         "iterations": 1,
         "converged": ok,
-        "ccp": first,
-        "se_method": "pseudo-likelihood information, first stage treated as known",
     }
+
+
+def two_step(model: InverseModel, counts: np.ndarray, first: torch.Tensor, start=None) -> dict[str, Any]:
+    n = torch.as_tensor(counts, dtype=torch.float64)
+    out = fit_pseudo_likelihood(model, choice_index(model, first), n, start)
+    return {**out, "ccp": first, "se_method": "pseudo-likelihood information, first stage treated as known"}
 
 
 def npl(
