@@ -175,7 +175,7 @@ class DeepEstimator:
         self.rng = np.random.default_rng(settings.seed)
         torch.manual_seed(settings.seed)
         self.ccp_net = _LinearPlusNetwork(market.public_size, self.n * self.a, settings.hidden)
-        self.value_net = _network(market.public_size, self.n * (self.k_all + 1), settings.hidden)
+        self.value_net = _network(market.public_size, self.n * (self.a - 1) * (self.k_all + 1), settings.hidden)
         self.diagnostics: dict[str, Any] = {}
 
     # ----- the networks -----
@@ -356,6 +356,8 @@ def estimate_deep(model: InverseModel, panel: pd.DataFrame, settings: DeepSettin
     est.fit_values(data)
     index = est.choice_index(data)
     counts = torch.nn.functional.one_hot(torch.as_tensor(data.actions), model.market.n_actions).double()
+    if not (torch.isfinite(index[0]).all() and torch.isfinite(index[1]).all()):
+        raise ConfigError("--method deep: the networks produced non-finite choice values; try a lower --deep lr")
     d = est.diagnostics
     note = (
         f"deep first stage: CCP cross-entropy {d['ccp_cross_entropy']['held_out']:.4f} held out; difference "
