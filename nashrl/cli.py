@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replications", type=_positive_int, required=True)
     p.add_argument("--markets", type=_positive_int, required=True)
     p.add_argument("--periods", type=_positive_int, default=1)
-    p.add_argument("--methods", nargs="+", default=None, help="default: two_step npl mle deep")
+    p.add_argument("--methods", nargs="+", default=None, help="default: every method that applies to the game")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--out", required=True, help="folder for replications.jsonl, montecarlo.md and .json")
     p.add_argument("--resume", action="store_true", help="keep the replications already in --out, run the rest")

@@ -40,7 +40,6 @@ import pandas as pd
 from scipy import stats
 
 from nashrl.files import atomic_write
-from nashrl.markets.private_shocks import MAX_THEORY_ENTRIES
 from nashrl.markets.validation import ConfigError
 
 PANEL_VERSION = 1
@@ -48,7 +47,7 @@ BASE_COLUMNS = ("market", "period", "firm")
 MAX_ROWS = 500_000_000
 
 
-def _draw_from(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw_from(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw per row of ``probs [..., A]`` by inverse CDF."""
     cdf = np.cumsum(probs, -1)
     u = rng.random(probs.shape[:-1])[..., None]
@@ -101,7 +100,7 @@ def simulate(
         raise ConfigError(f"simulate --initial: expected 'ergodic' or 'market', got {initial!r}")
     if burn_in < 0:
         raise ConfigError(f"simulate --burn-in: expected periods >= 0, got {burn_in}")
-    if initial == "ergodic" and market.theory_size() > MAX_THEORY_ENTRIES:
+    if initial == "ergodic" and not market.enumerable:
         raise ConfigError(
             f"simulate --initial ergodic: the exact ergodic distribution enumerates {market.n_states:,} states' "
             "joint actions; use --initial market --burn-in K"
@@ -111,7 +110,7 @@ def simulate(
     if initial == "ergodic":
         game = CCPGame.of(market)
         mu = stationary(game.transition(game.joint(torch.as_tensor(ccp, dtype=torch.float64)))).numpy()
-        x = _draw_from(np.broadcast_to(mu, (markets, len(mu))), rng)
+        x = draw_from(np.broadcast_to(mu, (markets, len(mu))), rng)
     else:
         x = market.state_index(np.stack([market.initial_state(rng) for _ in range(markets)]))
     state_cols = np.zeros((periods, markets, states_all.shape[1]), dtype=np.int64)
@@ -120,7 +119,7 @@ def simulate(
     for step in range(burn_in + periods):
         state = states_all[x]  # [M, 1 + N]
         probs = np.transpose(ccp[:, x, :], (1, 0, 2))  # [M, N, A]
-        a = _draw_from(probs, rng)
+        a = draw_from(probs, rng)
         t = step - burn_in
         if t >= 0:
             state_cols[t] = state
@@ -250,7 +249,7 @@ def policy_for_panel(market, policy: str, market_config: dict[str, Any]) -> tupl
     trained on the same market."""
     from nashrl.theory.ccp import cached_mpe
 
-    if policy == "mpe" and market.theory_size() > MAX_THEORY_ENTRIES:
+    if policy == "mpe" and not market.enumerable:
         # Too large for the full-state solver: firms that are exchangeable have a symmetric MPE
         # on reduced states (refused, naming the field, when they are not).
         from nashrl.theory.symmetric_entry import full_ccp, symmetric_mpe

@@ -73,7 +73,7 @@ def ccp_summary(policy, market, draws: int = 4000, seed: int = 0) -> dict[str, A
     game too large for the exact MPE: neither, and ``mpe_note`` says so)."""
     from nashrl.markets.private_shocks import MAX_THEORY_ENTRIES
 
-    if market.theory_size() > MAX_THEORY_ENTRIES:
+    if not market.enumerable:
         return {
             "market": market.market_type,
             "ccp_estimate": "not computed",

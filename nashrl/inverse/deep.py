@@ -62,6 +62,7 @@ from torch import nn
 from nashrl.inverse.estimators import fit_pseudo_likelihood
 from nashrl.inverse.model import InverseModel, panel_states
 from nashrl.markets.validation import ConfigError
+from nashrl.panels import draw_from
 
 
 @dataclass(frozen=True)
@@ -213,15 +214,9 @@ class DeepEstimator:
         self.diagnostics["ccp_cross_entropy"] = _fit(self.ccp_net, loss, train, held, self.s.ccp_steps, self.s.lr)
 
     # ----- forward simulation -----
-    def next_exo(self, z: np.ndarray) -> np.ndarray:
-        cumulative = np.cumsum(self.exo[z], axis=1)
-        u = self.rng.random(len(z))[:, None] * cumulative[:, -1:]
-        return np.minimum((u >= cumulative).sum(1), len(self.exo) - 1)
-
-    def draw(self, p: torch.Tensor) -> np.ndarray:
-        """Actions ``[B, N]`` drawn from CCPs ``[B, N, A]``."""
-        u = self.rng.random(p.shape[:2])[..., None]
-        return np.minimum((u >= np.cumsum(p.numpy(), -1)).sum(-1), self.a - 1)
+    def next_exo(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """``z'`` ``[B]`` by the market's own transitions from states ``[B, 1 + N]``."""
+        return self.market.transitions(states, actions, self.rng)[:, 0]
 
     @property
     def horizon(self) -> int:
@@ -234,7 +229,7 @@ class DeepEstimator:
         n, a_count = self.n, self.a
         reps = self.s.starts_per_observation
         joint = np.repeat(data.actions, reps, axis=0)
-        z = self.next_exo(np.repeat(data.states[:, 0], reps))
+        z = self.next_exo(np.repeat(data.states, reps, axis=0), joint)
         start = np.column_stack([z, joint])
         b = len(z)
         # Variant 0 is the start; variant 1 + i (A - 1) + r - 1 moves firm i's own last action to
@@ -255,7 +250,7 @@ class DeepEstimator:
             total[..., :-1] += weight * self.market.profit_features(x[..., 0], x[..., 1:], act)
             total[..., -1] += weight * self.shocks.expected_shock(p).numpy()
             weight *= self.beta
-            z = self.next_exo(z)
+            z = self.next_exo(x[:, 0], act[:, 0])  # the exogenous state is common to every variant
             x = np.concatenate([np.broadcast_to(z[:, None, None], (*act.shape[:2], 1)), act], -1)
             if (x == x[:, :1]).all():  # every variant is back on the start's path: the differences are final
                 break
@@ -304,7 +299,7 @@ class DeepEstimator:
             rivals = torch.exp(chosen.log().sum(-1, keepdim=True) - chosen.log())
             return profiles, rivals / self.a
         draws = self.s.rival_draws
-        profiles = self.draw(p.repeat_interleave(draws, 0)).reshape(o, draws, self.n)
+        profiles = draw_from(p.repeat_interleave(draws, 0).numpy(), self.rng).reshape(o, draws, self.n)
         return profiles, torch.full((o, draws, self.n), 1.0 / draws, dtype=torch.float64)
 
     def choice_index(self, data: _Panel) -> tuple[torch.Tensor, torch.Tensor]:

@@ -123,7 +123,7 @@ def check_enumerable(model: InverseModel, method: str) -> None:
     """The enumerating estimators need the game's tables; refuse a game too large for them,
     pointing at the deep estimator."""
     market = model.market
-    if market.theory_size() > MAX_THEORY_ENTRIES:
+    if not market.enumerable:
         raise ConfigError(
             f"--method {method}: enumerates {market.n_states:,} states x {market.n_actions**market.n_firms:,} joint "
             f"actions ({float(market.theory_size()):.3g} entries, above {MAX_THEORY_ENTRIES:,}); use --method deep"

@@ -37,9 +37,7 @@ BURN_IN = 100
 
 def sampling(market) -> dict[str, Any]:
     """How a replication draws its panel's states (``simulate``'s ``initial`` and ``burn_in``)."""
-    from nashrl.markets.private_shocks import MAX_THEORY_ENTRIES
-
-    if market.theory_size() > MAX_THEORY_ENTRIES:
+    if not market.enumerable:
         return {"initial": "market", "burn_in": BURN_IN}
     return {"initial": "ergodic", "burn_in": 0}
 
@@ -163,7 +161,7 @@ def run_montecarlo(
 
     model = InverseModel.from_market_config(config["market"], fix)  # before Ray: bad configs fail fast
     if methods is None:  # every method that applies to this game
-        methods = [m for m in METHODS if m == "deep" or sampling(model.market)["initial"] == "ergodic"]
+        methods = [m for m in METHODS if m == "deep" or model.market.enumerable]
     methods = list(methods)
     for method in methods:
         if method not in METHODS:

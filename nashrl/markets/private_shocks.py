@@ -136,9 +136,16 @@ class PrivateShockMarket(MarketEnv):
         """Entries of the flow-profit table the exact MPE enumerates (states x joint actions x firms)."""
         return self.n_states * self.n_actions**self.n_firms * self.n_firms
 
+    @property
+    def enumerable(self) -> bool:
+        """Whether the exact MPE's tables fit: at most :data:`MAX_THEORY_ENTRIES` state x joint-action
+        x firm entries (what :meth:`profit_table`, the enumerating inverse estimators and the exact
+        ergodic distribution need)."""
+        return self.theory_size() <= MAX_THEORY_ENTRIES
+
     def profit_table(self) -> np.ndarray:
         """``[S, J, N]`` flow profits of every joint action (row-major) at every state."""
-        if self.theory_size() > MAX_THEORY_ENTRIES:
+        if not self.enumerable:
             raise v.ConfigError(
                 f"market.n_firms: the exact MPE enumerates {float(self.theory_size()):.3g} state x joint-action "
                 f"x firm entries, above {MAX_THEORY_ENTRIES:,}: this game is for learning, not for exact theory"
@@ -239,7 +246,7 @@ class PrivateShockMarket(MarketEnv):
     def _reward_scale(self) -> float:
         """The largest |flow profit| over every state and joint action, or over 256 states drawn
         with a fixed seed when the game is too large to enumerate (``normalise_rewards``)."""
-        if self.theory_size() <= MAX_THEORY_ENTRIES:
+        if self.enumerable:
             table = self.profit_table()
         else:
             states = self.state_array()
