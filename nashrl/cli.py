@@ -317,6 +317,7 @@ def cmd_montecarlo(args) -> int:
         methods=args.methods,
         fix=_fixes(args.fix),
         resume=args.resume,
+        workers=args.workers,
     )
     print(path.read_text())
     print(f"written to {path}")
@@ -404,7 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=None, help="default: every method that applies to the game")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--out", required=True, help="folder for replications.jsonl, montecarlo.md and .json")
-    p.add_argument("--resume", action="store_true", help="keep the replications already in --out, run the rest")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the replications already in --out (same design), run the missing seeds and methods",
+    )
+    p.add_argument("--workers", type=_positive_int, default=None, help="replications in flight (default: all CPUs)")
     p.set_defaults(func=cmd_montecarlo)
 
     p = sub.add_parser("train", help="train, checkpoint and compare the greedy policy with theory")

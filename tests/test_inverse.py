@@ -207,3 +207,36 @@ def test_montecarlo_runs_over_ray_resumes_and_tabulates(ray_session, tmp_path):
     assert c["mean"] == pytest.approx(np.mean(estimates)) and c["bias"] == pytest.approx(np.mean(estimates) - 1.0)
     assert c["mse"] == pytest.approx(c["bias"] ** 2 + np.std(estimates) ** 2)
     assert "| theta_rn | 1 |" in path.read_text()
+
+    # another design is refused by name; a method the log lacks runs on the logged seeds' panels
+    with pytest.raises(ConfigError, match="markets=1600"):
+        run_montecarlo(config, 3, 2000, out, methods=["two_step"], resume=True)
+    before = (out / "replications.jsonl").read_text()
+    run_montecarlo(config, 2, 1600, out, methods=["two_step", "npl"], resume=True, workers=1)
+    added = (out / "replications.jsonl").read_text()[len(before) :].splitlines()
+    assert sorted(json.loads(line)["seed"] for line in added) == [0, 1]  # only the missing method ran
+    assert all(set(json.loads(line)["results"]) == {"npl"} for line in added)
+    table = json.loads((out / "montecarlo.json").read_text())["table"]
+    assert table["npl"]["replications"] == 2 and table["two_step"]["replications"] == 2  # seeds 0..R-1
+
+
+def test_montecarlo_resume_reads_every_line_of_a_seed_and_refuses_an_unknown_design(tmp_path):
+    import json
+
+    from nashrl.config import load_config
+    from nashrl.inverse.montecarlo import read_log, run_montecarlo
+
+    log = tmp_path / "replications.jsonl"
+    log.write_text('{"seed": 0, "results": {"a": {"x": 1}}}\n{"seed": 0, "results": {"b": {"x": 2}}}\n')
+    assert read_log(log) == {0: {"seed": 0, "results": {"a": {"x": 1}, "b": {"x": 2}}}}
+    log.write_text('{"results": {}}\n')
+    with pytest.raises(ConfigError, match="line 1 is not a replication"):
+        read_log(log)
+    log.write_text('{"seed": 0, "results": {}}\n')  # a log without its design
+    config = load_config("configs/entry_exit.yaml", ["market.theta_rn=1.0"])
+    with pytest.raises(ConfigError, match="has no design.json"):
+        run_montecarlo(config, 1, 1600, tmp_path, methods=["two_step"], resume=True)
+    (tmp_path / "design.json").write_text(json.dumps({"market": dict(config["market"]), "markets": 1600}))
+    with pytest.raises(ConfigError, match="periods=None"):
+        run_montecarlo(config, 1, 1600, tmp_path, methods=["two_step"], resume=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["design.json", "replications.jsonl"]  # nothing written

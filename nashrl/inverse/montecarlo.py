@@ -7,12 +7,16 @@ process; beyond the exact solver's size the symmetric MPE of exchangeable firms,
 :math:`r` from the ergodic distribution (beyond that size: from the market's initial states after
 ``BURN_IN`` unrecorded periods) and runs every method on it (default: every method that applies
 to the game), as a Ray task (one CPU; a local Ray instance, or the
-cluster at ``RAY_ADDRESS``). Each finished replication is appended to
-``DIR/replications.jsonl`` at once, so ``--resume`` continues an interrupted run with the seeds
-still missing. ``DIR/montecarlo.md`` and ``.json`` report per method and coefficient the mean
-estimate, bias, sd and MSE (:math:`\text{bias}^2 + \text{sd}^2`, population sd) over the
-replications that converged, how many did not (left out of the moments, counted), and the mean
-wall time per estimate.
+cluster at ``RAY_ADDRESS``; ``--workers K`` keeps at most K in flight). Each finished
+replication is appended to ``DIR/replications.jsonl`` at once, and the design (market, markets,
+periods, fixed coefficients) to ``DIR/design.json`` before the first, so ``--resume`` continues an
+interrupted run: it refuses another design by name, runs the seeds still missing, and runs a
+method the log lacks on the seeds already there (the same panels: a panel is a function of its
+seed), so estimators can be added to a Monte Carlo and compared replication by replication.
+``DIR/montecarlo.md`` and ``.json`` report, over seeds :math:`0..R-1`, per method and
+coefficient the mean estimate, bias, sd and MSE (:math:`\text{bias}^2 + \text{sd}^2`, population
+sd) over the replications that converged, how many did not (left out of the moments, counted),
+and the mean wall time per estimate.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from nashrl.files import atomic_write_text, write_json
 from nashrl.markets.validation import ConfigError
 
 LOG = "replications.jsonl"
+DESIGN = "design.json"
+#: What must match for ``--resume`` to add to a Monte Carlo.
+DESIGN_KEYS = ("market", "markets", "periods", "fixed")
 
 
 #: Games too large for the exact ergodic distribution start from the market's initial states and
@@ -70,20 +77,41 @@ def replicate(market_config: dict[str, Any], ccp: np.ndarray, seed: int, markets
     return out
 
 
-def read_log(path: Path) -> list[dict[str, Any]]:
+def read_log(path: Path) -> dict[int, dict[str, Any]]:
+    """The logged replications by seed; a seed logged on several lines (methods added by a later
+    ``--resume``) has the union of their results."""
+    rows: dict[int, dict[str, Any]] = {}
     if not path.is_file():
-        return []
-    rows = []
+        return rows
     for k, line in enumerate(path.read_text().splitlines()):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
+            row = json.loads(line)
+            seed, results = int(row["seed"]), dict(row["results"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise ConfigError(
-                f"--resume: {path} line {k + 1} is not JSON ({err}); move it away to start afresh"
+                f"--resume: {path} line {k + 1} is not a replication ({type(err).__name__}: {err}); "
+                "move it away to start afresh"
             ) from err
+        rows.setdefault(seed, {"seed": seed, "results": {}})["results"].update(results)
     return rows
+
+
+def check_design(out: Path, design: dict[str, Any]) -> None:
+    """Refuse to resume ``out`` with another design, naming the first field that differs."""
+    path = out / DESIGN
+    if not path.is_file():  # folders written before design.json: their montecarlo.json holds it
+        path = out / "montecarlo.json"
+    if not path.is_file():
+        raise ConfigError(f"--resume: {out} has no {DESIGN}, so its design cannot be checked; use another --out")
+    logged = json.loads(path.read_text())
+    for key in DESIGN_KEYS:
+        if json.dumps(logged.get(key), sort_keys=True) != json.dumps(design[key], sort_keys=True):
+            raise ConfigError(
+                f"--resume: {out} was run with {key}={logged.get(key)!r}, this run asks {key}={design[key]!r}; "
+                "expected the same design (or another --out)"
+            )
 
 
 def summarize(rows: list[dict[str, Any]], truth: dict[str, float], methods: list[str]) -> dict[str, Any]:
@@ -151,6 +179,7 @@ def run_montecarlo(
     methods: list[str] | None = None,
     fix: dict[str, float] | None = None,
     resume: bool = False,
+    workers: int | None = None,
 ) -> Path:
     import ray
 
@@ -162,7 +191,7 @@ def run_montecarlo(
     model = InverseModel.from_market_config(config["market"], fix)  # before Ray: bad configs fail fast
     if methods is None:  # every method that applies to this game
         methods = [m for m in METHODS if m == "deep" or model.market.enumerable]
-    methods = list(methods)
+    methods = list(dict.fromkeys(methods))
     for method in methods:
         if method not in METHODS:
             raise ConfigError(f"--methods: expected some of {list(METHODS)}, got {method!r}")
@@ -171,40 +200,51 @@ def run_montecarlo(
     if replications < 1 or markets < 2 or periods < 1:
         got = f"{replications}, {markets}, {periods}"
         raise ConfigError(f"montecarlo: expected replications >= 1, markets >= 2, periods >= 1; got {got}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers: expected a positive integer, got {workers!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {str(out)!r} is a file; expected a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    design = {"market": dict(config["market"]), "markets": markets, "periods": periods, "fixed": model.fixed}
     log = out / LOG
     if log.exists() and not resume:
         raise ConfigError(f"--out: {out} already holds a Monte Carlo ({LOG}); use --resume or another folder")
-    rows = read_log(log) if resume else []
-    done = {r["seed"] for r in rows}
-    todo = [s for s in range(replications) if s not in done]
+    if log.exists():
+        check_design(out, design)
+    logged = read_log(log)
+    todo = {s: [m for m in methods if m not in logged.get(s, {}).get("results", {})] for s in range(replications)}
+    todo = {s: missing for s, missing in todo.items() if missing}
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / DESIGN).is_file():
+        write_json(out / DESIGN, design)
     ccp, policy = policy_for_panel(model.market, "mpe", dict(config["market"]))
     started = time.perf_counter()
     if todo:
         init_ray(config)
         task = ray.remote(num_cpus=1)(replicate)
-        pending = [task.remote(dict(config["market"]), ccp, s, markets, periods, methods, fix) for s in todo]
+        queue = list(todo.items())
+        limit = workers or len(queue)
+        pending: list[Any] = []
         with open(log, "a", encoding="utf-8") as handle:
-            while pending:
+            while queue or pending:
+                while queue and len(pending) < limit:
+                    seed, missing = queue.pop(0)
+                    pending.append(task.remote(design["market"], ccp, seed, markets, periods, missing, fix))
                 ready, pending = ray.wait(pending, num_returns=1)
                 row = ray.get(ready[0])
                 handle.write(json.dumps(row) + "\n")
                 handle.flush()
-                rows.append(row)
+                logged.setdefault(row["seed"], {"seed": row["seed"], "results": {}})["results"].update(row["results"])
+    rows = [logged[s] for s in range(replications) if s in logged]
     truth = {n: model.market.coefficients()[n] for n in model.free}
     table = summarize(rows, truth, methods)
     meta = {
-        "market": config["market"],
+        **design,
         "replications": len(rows),
-        "markets": markets,
-        "periods": periods,
-        "fixed": model.fixed,
         "data": {"policy": policy, **sampling(model.market)},
         "wall_seconds_this_run": time.perf_counter() - started,
         "ray_cpus": _cluster_cpus(),
+        "workers": workers,
     }
     write_json(out / "montecarlo.json", {**meta, "table": table})
     settings = ", ".join(f"{k}={v}" for k, v in config["market"].items() if k != "type")
