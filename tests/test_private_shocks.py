@@ -76,12 +76,29 @@ def test_gumbel_shocks_are_centred_with_the_configured_scale():
         ({"shock": "cauchy"}, "market.shock"),
         ({"theta_rn": "big"}, "market.theta_rn"),
         ({"initial_state": [9, 0, 0, 0, 0, 0]}, "market.initial_state"),
+        ({"encoding": "binary"}, "market.encoding"),
+        ({"encoding": "state", "n_firms": 10}, "market.encoding"),
     ],
 )
 def test_impossible_parameters_are_refused_naming_the_field(override, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")) as err:
         make_market({"type": "entry_exit", **override})
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("encoding, size", [("scaled", 6), ("onehot", 5 + 5 * 2), ("state", 5 * 2**5)])
+def test_every_encoding_tells_every_public_state_apart(encoding, size):
+    m = make_market({"type": "entry_exit", "encoding": encoding})
+    states = m.state_array()
+    public = m.observe_all(states)
+    assert m.public_size == size and public.shape == (len(states), size)
+    assert len(np.unique(public, axis=0)) == len(states)  # one-to-one
+    np.testing.assert_array_equal(public[7], m.observe(states[7]))  # single copy = K copies
+    if encoding != "scaled":
+        assert set(np.unique(public)) == {0.0, 1.0}
+        assert (public.sum(1) == (1 if encoding == "state" else 1 + m.n_firms)).all()
+    obs = m.reset(seed=0)[0]["firm_0"]
+    assert obs.shape == (size + m.n_actions,)  # the shocks follow the public part
 
 
 def test_the_exact_mpe_of_a_game_too_large_to_enumerate_is_refused():

@@ -25,8 +25,18 @@ states); then :math:`z_{t+1} \sim \Pi(z_t, \cdot)` and :math:`a_t` becomes next 
 Rewards are profits *including the realised shock of the chosen action*, so the discounted
 sum of rewards is the firm's true payoff. Firm :math:`i`'s observation is the public state
 followed by its own shocks (in reward units); :attr:`public_size` says where the public part
-ends (Nash-Q's network reads only that part). The Markov perfect equilibria, in conditional
-choice probabilities, are computed by :mod:`nashrl.theory.ccp`.
+ends (Nash-Q's network reads only that part). The public part is encoded by ``encoding``:
+
+- ``scaled`` (default): :math:`z / (Z - 1)` and each last action :math:`/ (A - 1)`, :math:`1 + N`
+  numbers;
+- ``onehot``: :math:`z` one-hot and each firm's last action one-hot, :math:`Z + N A` numbers
+  (no ordering imposed on the exogenous states);
+- ``state``: the whole public state one-hot, :math:`Z A^N` numbers, a network that is a table
+  (at most :data:`MAX_STATE_ONEHOT` states): the diagnostic separating function approximation
+  from learning.
+
+The Markov perfect equilibria, in conditional choice probabilities, are computed by
+:mod:`nashrl.theory.ccp`.
 """
 
 from __future__ import annotations
@@ -43,7 +53,10 @@ EULER_GAMMA = float(np.euler_gamma)
 SHOCKS = ("gumbel", "normal")
 #: The exact MPE enumerates states x joint actions x firms; above this many entries it is refused.
 MAX_THEORY_ENTRIES = 20_000_000
-SHOCK_FIELDS = COMMON_FIELDS | {"shock", "sigma", "initial_state"}
+SHOCK_FIELDS = COMMON_FIELDS | {"shock", "sigma", "initial_state", "encoding"}
+ENCODINGS = ("scaled", "onehot", "state")
+#: ``encoding: state`` is refused above this many public states.
+MAX_STATE_ONEHOT = 4096
 
 
 def markov_chain(matrix: Any, field: str) -> np.ndarray:
@@ -83,6 +96,14 @@ class PrivateShockMarket(MarketEnv):
         self.n_actions = n_actions
         self.exo_transition = exo_transition
         self.n_exo = exo_transition.shape[0]
+        self.encoding = params.get("encoding", "scaled")
+        if self.encoding not in ENCODINGS:
+            raise v.ConfigError(f"market.encoding: expected one of {list(ENCODINGS)}, got {self.encoding!r}")
+        if self.encoding == "state" and self.n_exo * n_actions**n_firms > MAX_STATE_ONEHOT:
+            raise v.ConfigError(
+                f"market.encoding: 'state' codes each of the {self.n_exo * n_actions**n_firms:,} public states "
+                f"one-hot, above {MAX_STATE_ONEHOT:,}; expected 'scaled' or 'onehot' for this game"
+            )
         init = params.get("initial_state", "random")
         if init != "random":
             init = np.asarray(init)
@@ -157,6 +178,10 @@ class PrivateShockMarket(MarketEnv):
     # ----- MarketEnv contract -----
     @property
     def public_size(self) -> int:
+        if self.encoding == "onehot":
+            return self.n_exo + self.n_firms * self.n_actions
+        if self.encoding == "state":
+            return self.n_exo * self.n_actions**self.n_firms
         return 1 + self.n_firms
 
     @property
@@ -208,7 +233,7 @@ class PrivateShockMarket(MarketEnv):
         return self.stage_profits(states, actions)  # flow_profits broadcasts over copies
 
     def observe(self, state: np.ndarray) -> np.ndarray:
-        """The public observation: ``z / (Z - 1)`` and last actions ``/ (A - 1)``."""
+        """The public observation in the market's ``encoding`` (module doc)."""
         return self._public(np.asarray(state)[None])[0]
 
     def observe_all(self, states: np.ndarray) -> np.ndarray:
@@ -217,8 +242,19 @@ class PrivateShockMarket(MarketEnv):
         return self._public(states)
 
     def _public(self, states: np.ndarray) -> np.ndarray:
-        states = np.asarray(states, dtype=float)
-        return np.column_stack([states[:, 0] / max(self.n_exo - 1, 1), states[:, 1:] / (self.n_actions - 1)])
+        if self.encoding == "scaled":
+            states = np.asarray(states, dtype=float)
+            return np.column_stack([states[:, 0] / max(self.n_exo - 1, 1), states[:, 1:] / (self.n_actions - 1)])
+        states = np.asarray(states, dtype=np.int64)
+        rows = np.arange(len(states))
+        out = np.zeros((len(states), self.public_size))
+        if self.encoding == "onehot":
+            out[rows, states[:, 0]] = 1.0
+            for i in range(self.n_firms):
+                out[rows, self.n_exo + i * self.n_actions + states[:, 1 + i]] = 1.0
+            return out
+        out[rows, self.state_index(states)] = 1.0
+        return out
 
     def draw_shocks(self, rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
         """Shocks of shape ``size + (A,)`` in money (mean zero), see the module doc."""
