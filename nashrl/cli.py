@@ -318,6 +318,7 @@ def cmd_montecarlo(args) -> int:
         fix=_fixes(args.fix),
         resume=args.resume,
         workers=args.workers,
+        tabulate=args.tabulate,
     )
     print(path.read_text())
     print(f"written to {path}")
@@ -411,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the replications already in --out (same design), run the missing seeds and methods",
     )
     p.add_argument("--workers", type=_positive_int, default=None, help="replications in flight (default: all CPUs)")
+    p.add_argument(
+        "--tabulate", action="store_true", help="run nothing: report the replications logged in --out (same design)"
+    )
     p.set_defaults(func=cmd_montecarlo)
 
     p = sub.add_parser("train", help="train, checkpoint and compare the greedy policy with theory")

@@ -218,6 +218,11 @@ def test_montecarlo_runs_over_ray_resumes_and_tabulates(ray_session, tmp_path):
     assert all(set(json.loads(line)["results"]) == {"npl"} for line in added)
     table = json.loads((out / "montecarlo.json").read_text())["table"]
     assert table["npl"]["replications"] == 2 and table["two_step"]["replications"] == 2  # seeds 0..R-1
+    logged = (out / "replications.jsonl").read_text()
+    run_montecarlo(config, 3, 1600, out, tabulate=True)  # runs nothing: each method over the seeds it has
+    assert (out / "replications.jsonl").read_text() == logged
+    table = json.loads((out / "montecarlo.json").read_text())["table"]
+    assert (table["two_step"]["replications"], table["npl"]["replications"]) == (3, 2)
 
 
 def test_montecarlo_resume_reads_every_line_of_a_seed_and_refuses_an_unknown_design(tmp_path):
@@ -236,6 +241,8 @@ def test_montecarlo_resume_reads_every_line_of_a_seed_and_refuses_an_unknown_des
     config = load_config("configs/entry_exit.yaml", ["market.theta_rn=1.0"])
     with pytest.raises(ConfigError, match="has no design.json"):
         run_montecarlo(config, 1, 1600, tmp_path, methods=["two_step"], resume=True)
+    with pytest.raises(ConfigError, match="--tabulate: .* holds no replications.jsonl"):
+        run_montecarlo(config, 1, 1600, tmp_path / "empty", tabulate=True)
     (tmp_path / "design.json").write_text(json.dumps({"market": dict(config["market"]), "markets": 1600}))
     with pytest.raises(ConfigError, match="periods=None"):
         run_montecarlo(config, 1, 1600, tmp_path, methods=["two_step"], resume=True)

@@ -180,7 +180,11 @@ def run_montecarlo(
     fix: dict[str, float] | None = None,
     resume: bool = False,
     workers: int | None = None,
+    tabulate: bool = False,
 ) -> Path:
+    """Run (or with ``tabulate`` only report) a Monte Carlo into ``out_dir``; see the module doc.
+    ``tabulate`` runs nothing: it reports the logged replications (seeds below ``replications``) of
+    ``methods`` (default: every method in the log), each over the seeds it has."""
     import ray
 
     from nashrl.inverse import METHODS, InverseModel
@@ -189,7 +193,14 @@ def run_montecarlo(
     from nashrl.ray_session import init_ray
 
     model = InverseModel.from_market_config(config["market"], fix)  # before Ray: bad configs fail fast
-    if methods is None:  # every method that applies to this game
+    out = Path(out_dir)
+    log = out / LOG
+    if tabulate and not log.is_file():
+        raise ConfigError(f"--tabulate: {out} holds no {LOG}; expected the folder of a Monte Carlo")
+    logged = read_log(log) if resume or tabulate else {}
+    if methods is None and tabulate:  # the methods in the log
+        methods = [m for m in METHODS if any(m in r["results"] for r in logged.values())]
+    elif methods is None:  # every method that applies to this game
         methods = [m for m in METHODS if m == "deep" or model.market.enumerable]
     methods = list(dict.fromkeys(methods))
     for method in methods:
@@ -202,20 +213,17 @@ def run_montecarlo(
         raise ConfigError(f"montecarlo: expected replications >= 1, markets >= 2, periods >= 1; got {got}")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers: expected a positive integer, got {workers!r}")
-    out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {str(out)!r} is a file; expected a folder")
     design = {"market": dict(config["market"]), "markets": markets, "periods": periods, "fixed": model.fixed}
-    log = out / LOG
-    if log.exists() and not resume:
+    if log.exists() and not (resume or tabulate):
         raise ConfigError(f"--out: {out} already holds a Monte Carlo ({LOG}); use --resume or another folder")
     if log.exists():
         check_design(out, design)
-    logged = read_log(log)
     todo = {s: [m for m in methods if m not in logged.get(s, {}).get("results", {})] for s in range(replications)}
-    todo = {s: missing for s, missing in todo.items() if missing}
+    todo = {s: missing for s, missing in todo.items() if missing and not tabulate}
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / DESIGN).is_file():
+    if not log.exists() or not (out / DESIGN).is_file():  # checked above when there is a log
         write_json(out / DESIGN, design)
     ccp, policy = policy_for_panel(model.market, "mpe", dict(config["market"]))
     started = time.perf_counter()
