@@ -12,7 +12,8 @@ replication is appended to ``DIR/replications.jsonl`` at once, and the design (m
 periods, fixed coefficients) to ``DIR/design.json`` before the first, so ``--resume`` continues an
 interrupted run: it refuses another design by name, runs the seeds still missing, and runs a
 method the log lacks on the seeds already there (the same panels: a panel is a function of its
-seed), so estimators can be added to a Monte Carlo and compared replication by replication.
+seed), so estimators can be added to a Monte Carlo and compared replication by replication;
+``--tabulate`` runs nothing and reports what is logged (each method over the seeds it has).
 ``DIR/montecarlo.md`` and ``.json`` report, over seeds :math:`0..R-1`, per method and
 coefficient the mean estimate, bias, sd and MSE (:math:`\text{bias}^2 + \text{sd}^2`, population
 sd) over the replications that converged, how many did not (left out of the moments, counted),
