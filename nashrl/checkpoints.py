@@ -111,13 +111,31 @@ def _differences(old: Any, new: Any, prefix: str) -> list[str]:
     return [] if old == new else [prefix]
 
 
+def shape_settings(algorithm: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`SHAPE_KEYS` of an algorithm section, a key left out read as its default (for
+    Nash-Q's machinery, :class:`NashQConfig`'s), so a config that spells out a default resumes a
+    checkpoint that left it implicit."""
+    from nashrl.config import NASH_Q_MACHINERY
+
+    defaults: dict[str, Any] = {}
+    if algorithm.get("name") in NASH_Q_MACHINERY:
+        from nashrl.algorithms.nash_q.nash_q import NashQConfig
+
+        base = NashQConfig()
+        defaults = {k: getattr(base, k) for k in SHAPE_KEYS if k != "name" and hasattr(base, k)}
+    out = {k: algorithm.get(k, defaults.get(k)) for k in SHAPE_KEYS}
+    if isinstance(out.get("hiddens"), tuple | list):
+        out["hiddens"] = [int(h) for h in out["hiddens"]]
+    return out
+
+
 def check_compatible(path: str | Path, config: dict[str, Any]) -> dict[str, Any]:
     """Verify the checkpoint and refuse resuming it into a config with another market or network."""
     meta = verify(path)
     saved = meta["config"]
     differing = _differences(saved.get("market"), config["market"], "market")
-    saved_algo = saved.get("algorithm", {})
-    differing += [f"algorithm.{k}" for k in SHAPE_KEYS if saved_algo.get(k) != config["algorithm"].get(k)]
+    saved_shape, shape = shape_settings(saved.get("algorithm", {})), shape_settings(config["algorithm"])
+    differing += [f"algorithm.{k}" for k in SHAPE_KEYS if saved_shape[k] != shape[k]]
     if differing:
         raise CheckpointError(
             f"checkpoint: {str(path)!r} was trained with other settings for {', '.join(differing)}; "

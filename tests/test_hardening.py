@@ -213,6 +213,18 @@ def test_resume_names_the_differing_market_keys(tmp_path):
         run_training(other, resume=summary["checkpoint"])
 
 
+def test_resume_reads_a_left_out_network_setting_as_its_default():
+    from nashrl.checkpoints import shape_settings
+
+    implicit = shape_settings({"name": "nash_q"})
+    assert implicit == shape_settings(
+        {"name": "nash_q", "hiddens": [64, 64], "q_head": "joint", "aggregate_knots": 33, "share_firms": False}
+    )
+    assert implicit != shape_settings({"name": "nash_q", "q_head": "aggregative"})
+    assert implicit != shape_settings({"name": "nash_q", "hiddens": [128, 128]})
+    assert shape_settings({"name": "tabular_q"})["q_head"] is None  # other algorithms: as written
+
+
 def test_report_of_killed_and_torn_runs(tmp_path):
     from nashrl.analysis.report import write_report
     from nashrl.train import run_status, set_status
