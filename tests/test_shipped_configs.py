@@ -47,3 +47,38 @@ def test_shipped_tune_config_searches_and_its_best_checkpoint_evaluates(ray_sess
     assert result["best_metric"] is not None
     evaluation = evaluate_checkpoint(result["best_checkpoint"])
     assert evaluation["summary"]["comparisons"]
+
+
+def _suite_runs():
+    """(suite, experiment, algorithm) of every shipped suite: the first seed's run config of each."""
+    from nashrl.experiments import expand, load_suite
+
+    out = []
+    for path in sorted(Path("configs/experiments").glob("*.yaml")):
+        suite = load_suite(path)
+        for exp in suite["experiments"]:
+            seen = set()
+            for config in expand(suite, exp):
+                if config["algorithm"]["name"] not in seen:
+                    seen.add(config["algorithm"]["name"])
+                    out.append(pytest.param(config, id=f"{path.stem}:{exp['name']}:{config['algorithm']['name']}"))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", _suite_runs())
+def test_shipped_suite_runs_train(ray_session, tmp_path, config):
+    """Every experiment x algorithm of the shipped suites (configs/experiments) trains two
+    iterations with its own settings, so a suite that would crash hours in is caught here."""
+    from nashrl.config import apply_override, validate
+    from nashrl.train import run_training
+
+    for item in [*TINY, "run.eval_every=2", f"run.output_dir={tmp_path}"]:  # one evaluation, at the end
+        apply_override(config, item)
+    if config["algorithm"]["name"] in ("nash_q", "independent_dqn", "dqn"):
+        config["algorithm"]["num_steps_sampled_before_learning_starts"] = 0
+    if config["algorithm"]["name"].startswith("tabular"):
+        config["algorithm"]["steps_per_iteration"] = 5_000
+    summary = run_training(validate(config), quiet=True)
+    assert summary["final_metrics"]["iteration"] == 2
+    assert any(k.startswith("eval/") for k in summary["final_metrics"]), summary["final_metrics"]
