@@ -11,13 +11,17 @@ CONFIGS = sorted(str(p) for p in Path("configs").glob("*.yaml"))
 TINY = ["run.stop={iterations: 2}", "run.checkpoint_every=0", "run.progress=false", "run.eval_every=1"]
 
 
-def tiny(path, tmp_path):
-    config = load_config(path, [*TINY, f"run.output_dir={tmp_path}"])
-    if config["algorithm"]["name"] in ("nash_q", "dqn"):
-        config["algorithm"]["num_steps_sampled_before_learning_starts"] = 0  # learn from the first batch
+def shrink(config):
+    """Learn from the first batch (replay learners); a short iteration (tabular learners)."""
+    if config["algorithm"]["name"] in ("nash_q", "independent_dqn", "dqn"):
+        config["algorithm"]["num_steps_sampled_before_learning_starts"] = 0
     if config["algorithm"]["name"].startswith("tabular"):
         config["algorithm"]["steps_per_iteration"] = 5_000
     return config
+
+
+def tiny(path, tmp_path):
+    return shrink(load_config(path, [*TINY, f"run.output_dir={tmp_path}"]))
 
 
 @pytest.mark.parametrize("path", CONFIGS)
@@ -75,10 +79,6 @@ def test_shipped_suite_runs_train(ray_session, tmp_path, config):
 
     for item in [*TINY, "run.eval_every=2", f"run.output_dir={tmp_path}"]:  # one evaluation, at the end
         apply_override(config, item)
-    if config["algorithm"]["name"] in ("nash_q", "independent_dqn", "dqn"):
-        config["algorithm"]["num_steps_sampled_before_learning_starts"] = 0
-    if config["algorithm"]["name"].startswith("tabular"):
-        config["algorithm"]["steps_per_iteration"] = 5_000
-    summary = run_training(validate(config), quiet=True)
+    summary = run_training(validate(shrink(config)), quiet=True)
     assert summary["final_metrics"]["iteration"] == 2
     assert any(k.startswith("eval/") for k in summary["final_metrics"]), summary["final_metrics"]

@@ -99,9 +99,10 @@ class PrivateShockMarket(MarketEnv):
         self.encoding = params.get("encoding", "scaled")
         if self.encoding not in ENCODINGS:
             raise v.ConfigError(f"market.encoding: expected one of {list(ENCODINGS)}, got {self.encoding!r}")
-        if self.encoding == "state" and self.n_exo * n_actions**n_firms > MAX_STATE_ONEHOT:
+        public_states = self.n_exo * n_actions**n_firms  # n_states, before the base class sets n_firms
+        if self.encoding == "state" and public_states > MAX_STATE_ONEHOT:
             raise v.ConfigError(
-                f"market.encoding: 'state' codes each of the {self.n_exo * n_actions**n_firms:,} public states "
+                f"market.encoding: 'state' codes each of the {public_states:,} public states "
                 f"one-hot, above {MAX_STATE_ONEHOT:,}; expected 'scaled' or 'onehot' for this game"
             )
         init = params.get("initial_state", "random")
@@ -181,7 +182,7 @@ class PrivateShockMarket(MarketEnv):
         if self.encoding == "onehot":
             return self.n_exo + self.n_firms * self.n_actions
         if self.encoding == "state":
-            return self.n_exo * self.n_actions**self.n_firms
+            return self.n_states
         return 1 + self.n_firms
 
     @property
@@ -250,8 +251,7 @@ class PrivateShockMarket(MarketEnv):
         out = np.zeros((len(states), self.public_size))
         if self.encoding == "onehot":
             out[rows, states[:, 0]] = 1.0
-            for i in range(self.n_firms):
-                out[rows, self.n_exo + i * self.n_actions + states[:, 1 + i]] = 1.0
+            out[rows[:, None], self.n_exo + np.arange(self.n_firms) * self.n_actions + states[:, 1:]] = 1.0
             return out
         out[rows, self.state_index(states)] = 1.0
         return out
