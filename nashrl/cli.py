@@ -147,6 +147,7 @@ def print_policy_summary(ev: dict[str, Any]) -> None:
         flag = "" if ev.get("mpe_converged", True) else " (WARNING: that MPE did not converge: approximate benchmark)"
         print(
             f"  investment vs MPE: max gap {ev['mpe_max_investment_gap']:.3g}, mean {ev['mpe_mean_investment_gap']:.3g}"
+            f", equal to the MPE in {ev['mpe_ergodic_share_equal']:.1%} of states (ergodic weights)"
             f"; MPE best-response gain {ev.get('mpe_best_response_gain', 0.0):.3g}{flag}"
         )
 

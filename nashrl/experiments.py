@@ -175,6 +175,7 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
         out["dynamic_nash_gap_relative"] = s["dynamic_nash_gap"]["relative"]
     if "mpe_mean_investment_gap" in s:
         out["mpe_mean_investment_gap"] = s["mpe_mean_investment_gap"]
+        out["mpe_ergodic_share_equal"] = s.get("mpe_ergodic_share_equal")
     ir = row.get("impulse_response")
     if ir:
         out["rival_change_after_deviation"] = statistics.mean(ir["rival_relative_change_next_period"])
@@ -190,6 +191,7 @@ COLUMNS = [
     ("mean_grid_steps_to_state_nash", "grid steps to state Nash", "{:.2f}"),
     ("dynamic_nash_gap_relative", "dynamic Nash gap (rel.)", "{:.3g}"),
     ("mpe_mean_investment_gap", "investment gap to MPE", "{:.3g}"),
+    ("mpe_ergodic_share_equal", "states equal to the MPE (ergodic)", "{:.1%}"),
     ("mpe_max_ccp_diff", "max CCP diff to MPE", "{:.3f}"),
     ("mpe_mean_ccp_diff", "mean CCP diff to MPE (ergodic)", "{:.3f}"),
     ("rival_change_after_deviation", "rival move after deviation", "{:+.1%}"),

@@ -114,6 +114,36 @@ def test_dynamic_gap_zero_for_mpe_and_positive_otherwise():
     assert summarize(Constant([0, 0]), market, steps=5)["one_step_deviation_gain"] > 0.1
 
 
+def test_mpe_share_counts_states_by_their_ergodic_weight():
+    market = make_market({"type": "capacity", "n_firms": 3, "costs": [0.0, 1.0, 2.0]})
+    mpe = solve_mpe(market)
+    mu = mpe.ergodic(market)
+    lookup = {tuple(s): k for k, s in enumerate(market.state_list)}
+    # mu is the chain's stationary distribution under the MPE's play.
+    joint = mpe.joint().reshape(len(mu), -1)
+    from nashrl.theory.capacity import transition_tensor
+
+    chain = np.einsum("sa,sat->st", joint, transition_tensor(market).reshape(len(mu), joint.shape[1], -1))
+    assert abs(mu.sum() - 1) < 1e-12 and np.abs(mu @ chain - mu).max() < 1e-12 and mu.min() >= 0
+
+    wrong = {lookup[(0, 0, 0)], lookup[(4, 4, 4)]}  # firm 2 invests otherwise in two states
+
+    class Deviating:
+        def act(self, obs, state):
+            k = lookup[tuple(int(x) for x in state)]
+            joint = np.array([int(mpe.strategies[i][k].argmax()) for i in range(3)])
+            if k in wrong:
+                joint[2] = (joint[2] + 1) % 4
+            return joint
+
+    s = summarize(Deviating(), market, steps=5)
+    lost = sum(mu[k] for k in wrong)
+    assert s["mpe_ergodic_share_equal"] == pytest.approx(1 - lost, abs=1e-12) and lost > 0
+    assert s["mpe_ergodic_share_by_firm"][:2] == pytest.approx([1.0, 1.0])
+    assert scalar_metrics(s)["eval/mpe_ergodic_share_equal"] == pytest.approx(1 - lost, abs=1e-12)
+    assert summarize(Constant([3, 3, 3]), market, steps=5)["mpe_ergodic_share_equal"] < 0.5
+
+
 def test_dynamic_gap_for_demand_shocks_is_per_state_nash():
     market = make_market({"type": "demand_shocks", "memory": 0, "quantities": {"low": 0, "high": 7.5, "size": 16}})
     from nashrl.theory.grid import grid_equilibria

@@ -110,6 +110,20 @@ def test_capacity_transitions_are_distributions():
     assert np.all(np.diff(up) > 0)
 
 
+@pytest.mark.parametrize("encoding, size", [("scaled", 3), ("onehot", 3 * 4), ("state", 4**3)])
+def test_capacity_encodings_tell_every_state_apart(encoding, size):
+    m = make_market({"type": "capacity", "n_firms": 3, "capacity_levels": 4, "encoding": encoding})
+    obs = np.stack([m.observe(s) for s in m.state_list])
+    assert obs.shape == (len(m.state_list), size) and m.observation_space("firm_0").shape == (size,)
+    assert len({tuple(o) for o in obs}) == len(m.state_list) and obs.min() >= 0 and obs.max() <= 1
+    if encoding == "state":  # the one-hot position is the state's index in state_list
+        np.testing.assert_array_equal(obs, np.eye(len(m.state_list)))
+    with pytest.raises(ConfigError, match="market.encoding"):
+        make_market({"type": "capacity", "encoding": "binary"})
+    with pytest.raises(ConfigError, match="market.encoding"):
+        make_market({"type": "capacity", "n_firms": 6, "capacity_levels": 5, "encoding": "state"})
+
+
 @pytest.mark.parametrize(
     "config, field",
     [

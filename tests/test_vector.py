@@ -41,10 +41,13 @@ def test_k_copies_step_as_the_single_copy_market_does(kind):
         assert step.truncated == ((period + 1) % market.episode_length == 0)
 
 
-@pytest.mark.parametrize("kind", ["cournot", "logit_bertrand", "entry_exit"])
+CONFIGS = {"entry_exit": {}, "capacity": {"n_firms": 3, "encoding": "onehot"}, "capacity_state": {"encoding": "state"}}
+
+
+@pytest.mark.parametrize("kind", ["cournot", "logit_bertrand", "entry_exit", "capacity", "capacity_state"])
 def test_array_code_equals_the_generic_loop(kind):
     """Markets with their own K-copy code agree with the base class's loop over single copies."""
-    market = make_market({"type": kind, "memory": 2} if kind != "entry_exit" else {"type": kind})
+    market = make_market({"type": kind.split("_state")[0], **CONFIGS.get(kind, {"memory": 2})})
     states = market.initial_states(np.random.default_rng(0), 7)
     joint = np.stack([np.random.default_rng(1).integers(0, n, size=7) for n in market.action_sizes], 1)
     np.testing.assert_allclose(market.profits_at(states, joint), MarketEnv.profits_at(market, states, joint))
@@ -64,6 +67,18 @@ def test_exogenous_state_follows_its_markov_chain():
     z = market.transitions(states, joint, np.random.default_rng(0))[:, 0]
     frequencies = np.bincount(z, minlength=market.n_exo) / len(z)
     np.testing.assert_allclose(frequencies, market.exo_transition[2], atol=4e-3)
+
+
+def test_capacity_levels_follow_their_transition_probabilities():
+    """The K-copy draw of the capacity game moves each firm by T[k, x, .], independently."""
+    market = make_market({"type": "capacity"})
+    states = np.tile([[1, 3]], (200_000, 1))
+    joint = np.tile([[3, 1]], (len(states), 1))
+    nxt = market.transitions(states, joint, np.random.default_rng(0))
+    for i, (k, x) in enumerate([(1, 3), (3, 1)]):
+        frequencies = np.bincount(nxt[:, i], minlength=market.levels) / len(nxt)
+        np.testing.assert_allclose(frequencies, market.moves[k, x], atol=4e-3)
+    assert abs(np.corrcoef(nxt[:, 0], nxt[:, 1])[0, 1]) < 0.01
 
 
 def test_subclass_dynamics_are_not_bypassed():

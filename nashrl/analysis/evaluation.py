@@ -213,15 +213,23 @@ def sequential_outcome(policy, market) -> np.ndarray:
 
 
 def _mpe_summary(policy, market, rows) -> dict[str, Any]:
-    """Capacity game: the policy's investment in every state against the MPE's expected investment."""
-    gaps = []
+    """Capacity game: the policy's investment in every state against the MPE's expected investment,
+    and the share of states (weighted by the MPE's ergodic distribution) where every firm's
+    learned investment is one the MPE plays there (its support: the action itself where the MPE
+    is pure); ``mpe_ergodic_share_by_firm`` is that share firm by firm."""
+    gaps, equal, weights = [], [], []
     for row in rows:
         state = np.array(row["state_vector"])
-        joint = policy.act(market.observe(state).astype(np.float32), state)
-        gaps.append(np.abs(market.action_values(joint) - np.array(row["actions"])).max())
+        invest = market.action_values(policy.act(market.observe(state).astype(np.float32), state))
+        gaps.append(np.abs(invest - np.array(row["actions"])).max())
+        equal.append([any(np.isclose(x, y) for y in support) for x, support in zip(invest, row["support"])])
+        weights.append(row["ergodic_weight"])
+    equal_arr, w = np.array(equal, dtype=float), np.array(weights)
     return {
         "mpe_max_investment_gap": float(np.max(gaps)),
         "mpe_mean_investment_gap": float(np.mean(gaps)),
+        "mpe_ergodic_share_equal": float(w @ equal_arr.min(1) / w.sum()),
+        "mpe_ergodic_share_by_firm": (w @ equal_arr / w.sum()).tolist(),
         "mpe_converged": bool(rows[0]["converged"]),
         "mpe_method": rows[0]["method"],
         "mpe_best_response_gain": float(rows[0]["best_response_gain"]),
@@ -251,4 +259,5 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
         out["eval/mpe_mean_ccp_diff"] = float(summary["mpe_mean_ccp_diff"])
     if "mpe_mean_investment_gap" in summary:
         out["eval/mpe_mean_investment_gap"] = float(summary["mpe_mean_investment_gap"])
+        out["eval/mpe_ergodic_share_equal"] = float(summary["mpe_ergodic_share_equal"])
     return out

@@ -12,7 +12,10 @@ Firm :math:`i` has capacity level :math:`k_i \in \{0, \dots, K-1\}` (capacity
 
 Per-period profit: :math:`\pi^{pm}_i(k) - \text{investment\_cost}\cdot x_i`. With
 :math:`K^N` states the Markov perfect equilibrium is computed exactly
-(:mod:`nashrl.theory.capacity`). Observation: :math:`k_i / (K-1)` for every firm.
+(:mod:`nashrl.theory.capacity`). Observation, by ``encoding``: ``scaled`` (default)
+:math:`k_i / (K-1)` for every firm; ``onehot`` each firm's level one-hot (:math:`N K` numbers);
+``state`` the whole state one-hot (:math:`K^N` numbers, at most :data:`MAX_STATE_ONEHOT`: a
+network that is a table).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ def constrained_cournot(a: float, b: float, costs: np.ndarray, capacities: np.nd
 
 
 MAX_STATES = 200_000
+ENCODINGS = ("scaled", "onehot", "state")
+#: ``encoding: state`` is refused above this many states.
+MAX_STATE_ONEHOT = 4096
 
 
 class CapacityMarket(MarketEnv):
@@ -60,6 +66,7 @@ class CapacityMarket(MarketEnv):
         "alpha",
         "depreciation",
         "initial_capacity",
+        "encoding",
     }
 
     def __init__(self, **params: Any):
@@ -89,8 +96,18 @@ class CapacityMarket(MarketEnv):
                 f"{MAX_STATES:,} (the state space is enumerated for the MPE)"
             )
         v.joint_actions([len(grid)] * n)
+        self.encoding = params.get("encoding", "scaled")
+        if self.encoding not in ENCODINGS:
+            raise v.ConfigError(f"market.encoding: expected one of {list(ENCODINGS)}, got {self.encoding!r}")
+        if self.encoding == "state" and self.levels**n > MAX_STATE_ONEHOT:
+            raise v.ConfigError(
+                f"market.encoding: 'state' codes each of the {self.levels**n:,} states; expected at most "
+                f"{MAX_STATE_ONEHOT:,} (use 'scaled' or 'onehot')"
+            )
         self.state_list = [np.array(s) for s in itertools.product(range(self.levels), repeat=n)]
         self.product_market = {tuple(s): self._product_market_profits(s) for s in self.state_list}
+        #: ``[K^N, N]`` product-market profits by state index (row-major over the levels).
+        self.product_market_table = np.stack([self.product_market[tuple(s)] for s in self.state_list])
         self.moves = self._capacity_moves(grid)
         super().__init__(n, [grid] * n, params)
 
@@ -111,6 +128,10 @@ class CapacityMarket(MarketEnv):
 
     @property
     def observation_size(self) -> int:
+        if self.encoding == "onehot":
+            return self.n_firms * self.levels
+        if self.encoding == "state":
+            return self.levels**self.n_firms
         return self.n_firms
 
     def initial_state(self, rng: np.random.Generator) -> np.ndarray:
@@ -118,15 +139,56 @@ class CapacityMarket(MarketEnv):
             return rng.integers(0, self.levels, size=self.n_firms)
         return np.full(self.n_firms, self.initial_capacity)
 
+    # Single-copy and K-copy methods share the array code (_next_levels, state_index); a subclass
+    # that overrides a single-copy method keeps it with K copies (the base class's loop).
     def transition(self, state: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return np.array([rng.choice(self.levels, p=self.moves[k, x]) for k, x in zip(state, actions)])
+        return self._next_levels(np.asarray(state)[None], np.asarray(actions)[None], rng)[0]
+
+    def transitions(self, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self._own(CapacityMarket, "transition"):
+            return super().transitions(states, actions, rng)
+        return self._next_levels(states, actions, rng)
+
+    def _next_levels(self, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each firm's next level ``~ T[k, x, .]`` by inverse CDF, one uniform per firm and copy."""
+        cumulative = np.cumsum(self.moves[np.asarray(states, dtype=np.int64), np.asarray(actions, dtype=np.int64)], -1)
+        u = rng.random(cumulative.shape[:-1])[..., None]
+        return np.minimum((u >= cumulative).sum(-1), self.levels - 1)
+
+    def state_index(self, states: np.ndarray) -> np.ndarray:
+        """Row-major index of states ``[..., N]`` in :attr:`state_list`."""
+        levels = tuple(np.moveaxis(np.asarray(states, dtype=np.int64), -1, 0))
+        return np.ravel_multi_index(levels, (self.levels,) * self.n_firms)
 
     def observe(self, state: np.ndarray) -> np.ndarray:
-        return np.asarray(state, dtype=float) / (self.levels - 1)
+        return self._encode(np.asarray(state)[None])[0]
+
+    def observe_all(self, states: np.ndarray) -> np.ndarray:
+        if not self._own(CapacityMarket, "observe"):
+            return super().observe_all(states)
+        return self._encode(states)
+
+    def _encode(self, states: np.ndarray) -> np.ndarray:
+        """Observations ``[K, observation_size]`` of states ``[K, N]`` in the market's ``encoding``."""
+        if self.encoding == "scaled":
+            return np.asarray(states, dtype=float) / (self.levels - 1)
+        states = np.asarray(states, dtype=np.int64)
+        rows = np.arange(len(states))
+        out = np.zeros((len(states), self.observation_size))
+        if self.encoding == "onehot":
+            out[rows[:, None], np.arange(self.n_firms) * self.levels + states] = 1.0
+        else:
+            out[rows, self.state_index(states)] = 1.0
+        return out
 
     def stage_profits(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         spend = self.investment_cost * self.action_values(actions)
-        return self.product_market[tuple(int(k) for k in state)] - spend
+        return self.product_market_table[self.state_index(state)] - spend
+
+    def profits_at(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        if not self._own(CapacityMarket, "stage_profits"):
+            return super().profits_at(states, actions)
+        return self.stage_profits(states, actions)  # the table lookup broadcasts over copies
 
     def representative_states(self) -> list[np.ndarray]:
         return self.state_list

@@ -40,6 +40,9 @@ from nashrl.equilibrium import solve
 from nashrl.equilibrium.payoffs import nash_gap
 from nashrl.theory.mdp import optimal_values, policy_value
 
+#: An investment is in an equilibrium strategy's support when played with at least this probability.
+SUPPORT_TOL = 1e-6
+
 
 @dataclass
 class MarkovPerfectEquilibrium:
@@ -54,6 +57,16 @@ class MarkovPerfectEquilibrium:
 
     def expected_investment(self, grid: np.ndarray) -> np.ndarray:
         return np.stack([s @ grid for s in self.strategies], axis=1)
+
+    def ergodic(self, market) -> np.ndarray:
+        r"""``[S]`` stationary distribution of the state under the equilibrium's play,
+        :math:`\mu P_\sigma = \mu` (:func:`nashrl.theory.ccp.stationary`)."""
+        from nashrl.theory.ccp import stationary
+
+        n_states = len(self.states)
+        flat = self.joint().reshape(n_states, -1)
+        trans = np.einsum("sa,sat->st", flat, transition_tensor(market).reshape(n_states, flat.shape[1], -1))
+        return stationary(torch.as_tensor(trans)).numpy()
 
     def joint(self) -> np.ndarray:
         """``[S, A_1, ..., A_N]`` joint action distribution at every state."""
@@ -217,11 +230,18 @@ def solve_mpe(
 
 def mpe_rows(market, selection: str = "pareto") -> list[dict]:
     """Benchmark rows of the computed MPE, one per state; labelled ``mpe_not_converged`` (never
-    ``mpe``) when the profile is not verified, with its best-response gain."""
+    ``mpe``) when the profile is not verified, with its best-response gain. Each row carries the
+    state's ``ergodic_weight`` under the MPE and each firm's ``support`` (the investments it
+    plays with positive probability), which evaluation compares a learned policy with."""
     from nashrl.theory.rows import row
 
     mpe = solve_mpe(market, selection=selection)
     invest = mpe.expected_investment(market.grids[0])
+    weights = mpe.ergodic(market)
+    supports = [
+        [[float(g) for g in grid[strategy[k] > SUPPORT_TOL]] for strategy, grid in zip(mpe.strategies, market.grids)]
+        for k in range(len(mpe.states))
+    ]
     concept = "mpe" if mpe.converged else "mpe_not_converged"
     return [
         row(
@@ -234,6 +254,8 @@ def mpe_rows(market, selection: str = "pareto") -> list[dict]:
             method=mpe.method,
             best_response_gain=float(mpe.best_response_gain),
             stage_gap=float(gap),
+            ergodic_weight=float(w),
+            support=support,
         )
-        for s, x, vals, gap in zip(mpe.states, invest, mpe.values, mpe.stage_gap)
+        for s, x, vals, gap, w, support in zip(mpe.states, invest, mpe.values, mpe.stage_gap, weights, supports)
     ]
