@@ -176,6 +176,8 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
     if "mpe_mean_investment_gap" in s:
         out["mpe_mean_investment_gap"] = s["mpe_mean_investment_gap"]
         out["mpe_ergodic_share_equal"] = s.get("mpe_ergodic_share_equal")
+        if "ergodic_investment" in s:
+            out["ergodic_investment"] = statistics.mean(s["ergodic_investment"])
     ir = row.get("impulse_response")
     if ir:
         out["rival_change_after_deviation"] = statistics.mean(ir["rival_relative_change_next_period"])
@@ -192,6 +194,7 @@ COLUMNS = [
     ("dynamic_nash_gap_relative", "dynamic Nash gap (rel.)", "{:.3g}"),
     ("mpe_mean_investment_gap", "investment gap to MPE", "{:.3g}"),
     ("mpe_ergodic_share_equal", "states equal to the MPE (ergodic)", "{:.1%}"),
+    ("ergodic_investment", "long-run investment", "{:.3f}"),
     ("mpe_max_ccp_diff", "max CCP diff to MPE", "{:.3f}"),
     ("mpe_mean_ccp_diff", "mean CCP diff to MPE (ergodic)", "{:.3f}"),
     ("rival_change_after_deviation", "rival move after deviation", "{:+.1%}"),

@@ -141,7 +141,19 @@ def test_mpe_share_counts_states_by_their_ergodic_weight():
     assert s["mpe_ergodic_share_equal"] == pytest.approx(1 - lost, abs=1e-12) and lost > 0
     assert s["mpe_ergodic_share_by_firm"][:2] == pytest.approx([1.0, 1.0])
     assert scalar_metrics(s)["eval/mpe_ergodic_share_equal"] == pytest.approx(1 - lost, abs=1e-12)
-    assert summarize(Constant([3, 3, 3]), market, steps=5)["mpe_ergodic_share_equal"] < 0.5
+    always_two = summarize(Constant([3, 3, 3]), market, steps=5)
+    assert always_two["mpe_ergodic_share_equal"] < 0.5 and always_two["ergodic_investment"] == pytest.approx([2.0] * 3)
+
+    class MPE(Deviating):
+        def act(self, obs, state):
+            k = lookup[tuple(int(x) for x in state)]
+            return np.array([int(mpe.strategies[i][k].argmax()) for i in range(3)])
+
+    at_mpe = summarize(MPE(), market, steps=5)
+    assert at_mpe["mpe_ergodic_share_equal"] == pytest.approx(1.0)
+    # The MPE's long-run investment, two ways: its rows' ergodic weights and the policy's own chain.
+    assert at_mpe["ergodic_investment"] == pytest.approx(at_mpe["mpe_ergodic_investment"], abs=1e-10)
+    assert at_mpe["mpe_ergodic_investment"] == pytest.approx((mu @ mpe.expected_investment(market.grids[0])).tolist())
 
 
 def test_dynamic_gap_for_demand_shocks_is_per_state_nash():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from nashrl.analysis.best_response import dynamic_nash_gap
 from nashrl.analysis.metrics import deviation_gap, grid_steps, profit_gain, profit_gain_per_firm, stage_nash_gap
@@ -225,7 +226,10 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
         equal.append([any(np.isclose(x, y) for y in support) for x, support in zip(invest, row["support"])])
         weights.append(row["ergodic_weight"])
     equal_arr, w = np.array(equal, dtype=float), np.array(weights)
+    learned, mpe = _ergodic_investment(policy, market), w @ np.array([row["actions"] for row in rows]) / w.sum()
     return {
+        "ergodic_investment": learned.tolist(),
+        "mpe_ergodic_investment": mpe.tolist(),
         "mpe_max_investment_gap": float(np.max(gaps)),
         "mpe_mean_investment_gap": float(np.mean(gaps)),
         "mpe_ergodic_share_equal": float(w @ equal_arr.min(1) / w.sum()),
@@ -234,6 +238,19 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
         "mpe_method": rows[0]["method"],
         "mpe_best_response_gain": float(rows[0]["best_response_gain"]),
     }
+
+
+def _ergodic_investment(policy, market) -> np.ndarray:
+    r"""Each firm's long-run mean investment under the greedy policy: :math:`\sum_s \mu_\sigma(s)
+    x_i(\sigma(s))`, :math:`\mu_\sigma` the stationary distribution of the state when every firm
+    follows the policy (the benchmark of over- or under-investment against the MPE's)."""
+    from nashrl.theory.ccp import stationary
+
+    states, transition = market.finite_model()
+    played = [np.asarray(policy.act(market.observe(s).astype(np.float32), s)) for s in states]
+    chain = np.stack([transition(k, joint) for k, joint in enumerate(played)])
+    mu = stationary(torch.as_tensor(chain)).numpy()
+    return mu @ np.stack([market.action_values(joint) for joint in played])
 
 
 def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
@@ -260,4 +277,5 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
     if "mpe_mean_investment_gap" in summary:
         out["eval/mpe_mean_investment_gap"] = float(summary["mpe_mean_investment_gap"])
         out["eval/mpe_ergodic_share_equal"] = float(summary["mpe_ergodic_share_equal"])
+        out["eval/ergodic_investment"] = float(np.mean(summary["ergodic_investment"]))
     return out

@@ -158,6 +158,7 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
     "eval/dynamic_nash_gap": ("dynamic Nash gap (value)", [("MPE (gap 0)", 0.0)]),
     "eval/mean_grid_steps_to_state_nash": ("grid steps to the state's Nash (mean)", [("on the equilibrium", 0.0)]),
     "eval/mpe_mean_investment_gap": ("|investment - MPE| (mean over states)", [("MPE", 0.0)]),
+    "eval/ergodic_investment": ("long-run mean investment under the greedy policy (mean over firms)", []),
     "eval/mpe_ergodic_share_equal": (
         "states where every firm invests as the MPE (ergodic share)",
         [("MPE", 1.0), ("target 95%", 0.95)],
@@ -185,6 +186,13 @@ CONCEPT_NAMES = {
     "subgame_perfect": "subgame perfect",
     "grid_subgame_perfect": "subgame perfect on the grid",
 }
+
+
+def _market_references(key: str, ev: dict[str, Any]) -> list[Reference]:
+    """Theory lines of a metric that depend on the market (the MPE's long-run investment)."""
+    if key == "eval/ergodic_investment" and "mpe_ergodic_investment" in ev:
+        return [Reference("MPE", float(np.mean(ev["mpe_ergodic_investment"])))]
+    return []
 
 
 def _profit_references(ev: dict[str, Any]) -> list[Reference]:
@@ -295,7 +303,7 @@ def _learning_curves(runs, figures: Path, ev: dict[str, Any]) -> list[str]:
                         "env steps",
                         ylabel,
                         [across_runs(curves(key), key.split("/")[-1])],
-                        [Reference(label, y) for label, y in refs],
+                        [Reference(label, y) for label, y in refs] + _market_references(key, ev),
                     )
                 )
             except EmptyFigure:
