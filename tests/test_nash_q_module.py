@@ -2,6 +2,7 @@
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from nashrl.algorithms.nash_q.connectors import FIRM_INDEX, firm_index
@@ -196,3 +197,50 @@ def test_independent_head_logit_choice_is_a_softmax_with_the_soft_maximum_as_val
 def test_independent_head_refuses_equilibrium_concepts():
     with __import__("pytest").raises(ValueError, match="solution_concept: expected 'nash' or 'logit' for independent"):
         _independent_module(np.zeros((2, 2)), solution_concept="correlated")
+
+
+@pytest.mark.parametrize("q_head, sizes", [("joint", [4, 3, 2]), ("independent", [3, 3])])
+def test_dueling_head_is_value_plus_centred_advantages_and_its_taken_outputs_match(q_head, sizes):
+    """dueling: Q_i(s, .) = V_i(s) + A_i(s, .) - mean A_i(s, .) from the layer's outputs, and the
+    training forward (only the taken actions' rows, the values and the advantages' mean) gives
+    the same numbers and gradients as gathering from the whole stage game."""
+    module = NashQTorchRLModule(
+        observation_space=gym.spaces.Box(0.0, 1.0, (2,), np.float32),
+        action_space=gym.spaces.Discrete(max(sizes)),
+        model_config={"action_sizes": sizes, "hiddens": [8], "q_head": q_head, "dueling": True},
+    )
+    n, block = len(sizes), module.head.head.n_outputs // len(sizes)
+    assert module.q_net[-1].out_features == module.head.head.n_outputs + n
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in module.q_net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    obs = torch.rand(16, 2, generator=gen)
+    raw = module.raw_q(obs)
+    advantages = raw[:, : n * block].view(16, n, block)
+    expected = advantages - advantages.mean(-1, keepdim=True) + raw[:, n * block :, None]
+    full = module.q_values(obs)
+    actions = torch.stack([torch.randint(0, a, (16,), generator=gen) for a in sizes], 1)
+    if q_head == "joint":
+        torch.testing.assert_close(full.flatten(2), expected)
+        want = full[(torch.arange(16)[:, None], torch.arange(n)[None, :], *[actions[:, None, i] for i in range(n)])]
+    else:
+        torch.testing.assert_close(torch.stack(full, 1), expected)
+        want = torch.stack([full[i][torch.arange(16), actions[:, i]] for i in range(n)], 1)
+    taken = module.q_taken(obs, actions)
+    torch.testing.assert_close(taken, want)
+    weight = module.q_net[-1].weight
+    torch.testing.assert_close(
+        torch.autograd.grad(taken.square().sum(), weight)[0], torch.autograd.grad(want.square().sum(), weight)[0]
+    )
+
+
+def test_dueling_is_refused_with_shared_firms_and_must_be_a_boolean():
+    from nashrl.config import ConfigError, load_config
+
+    for sets, field in (
+        (["algorithm.q_head=aggregative", "algorithm.share_firms=true", "algorithm.dueling=true"], "algorithm.dueling"),
+        (["algorithm.dueling=yes please"], "algorithm.dueling"),
+    ):
+        with pytest.raises(ConfigError, match=field):
+            load_config("configs/cournot_many_firms.yaml", sets)

@@ -22,6 +22,14 @@ outputs make each firm's Q-values, their stage game, its solution and its value:
   network of ``A * M`` outputs reads each firm's own view of the state
   (:class:`~nashrl.algorithms.nash_q.module.SharedFirms`): symmetric firms share parameters.
 
+With ``dueling`` (Wang et al. 2016) any of these heads is written as a state value and
+centred advantages, firm by firm: :math:`Q_i(s, \cdot) = V_i(s) + A_i(s, \cdot) - \bar A_i(s)`,
+:math:`\bar A_i` the mean of firm :math:`i`'s outputs (:class:`DuelingHead`). The function class
+is the same; what changes is learning: :math:`V_i` is updated by every sample, so the part of Q
+that does not depend on the actions (in dynamic markets most of it: the discounted continuation)
+is learned from all the data, and the outputs per action carry only the small differences the
+stage game is about.
+
 The TD loss needs :math:`Q_i(s, a)` only at the joint action taken, so ``taken`` computes just
 those ``N`` outputs per sample (the layer's rows for them, gathered) instead of all of them: the
 same loss and gradients (the other rows' gradients are zero either way), without the dense output
@@ -206,20 +214,65 @@ class AggregativeHead:
         return [oracle(profile, i) for i in range(self.n_firms)]
 
 
+class DuelingHead:
+    r"""``head`` with a value and centred advantages per firm (module doc): the layer has the
+    head's ``n_outputs`` advantage outputs, firm :math:`i`'s in one contiguous block (every head
+    orders its outputs firm by firm), then one value output per firm; the head itself sees
+    :math:`A_i - ar A_i + V_i` in place of its outputs, so stage games, solutions and values are
+    the head's own."""
+
+    def __init__(self, head):
+        self.head = head
+        self.n_firms = head.n_firms
+        self.block = head.n_outputs // head.n_firms
+        if self.block * self.n_firms != head.n_outputs:
+            raise ValueError("dueling: expected a head whose outputs split into equal blocks per firm")
+        self.n_outputs = head.n_outputs + self.n_firms
+
+    def __getattr__(self, name):  # solver, solve, values, deviations: the head's own
+        if name == "head":  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.head, name)
+
+    def combine(self, out: torch.Tensor) -> torch.Tensor:
+        """The head's outputs ``[B, head.n_outputs]`` from the layer's ``[B, n_outputs]``."""
+        advantages = out[:, : self.head.n_outputs].view(-1, self.n_firms, self.block)
+        values = out[:, self.head.n_outputs :].unsqueeze(-1)
+        return (advantages - advantages.mean(-1, keepdim=True) + values).flatten(1)
+
+    def stage_games(self, out: torch.Tensor):
+        return self.head.stage_games(self.combine(out))
+
+    def taken(self, layer: nn.Linear, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The head's gathered outputs (rows below ``head.n_outputs`` are the advantages, indexed
+        as the head indexes its layer) shifted by each firm's value less its mean advantage, both
+        linear in the features: no other output is computed."""
+        n = self.head.n_outputs
+        advantage = self.head.taken(layer, features, actions)  # [B, N]
+        weight = layer.weight[:n].view(self.n_firms, self.block, -1)
+        bias = layer.bias[:n].view(self.n_firms, self.block)
+        shift_weight = layer.weight[n:] - weight.mean(1)  # [N, H]
+        shift_bias = layer.bias[n:] - bias.mean(1)
+        return advantage + features @ shift_weight.T + shift_bias
+
+
 def make_head(
     kind: str,
     action_sizes: tuple[int, ...],
     concept: str = "nash",
     temperature: float | None = None,
     aggregation: Aggregation | None = None,
+    dueling: bool = False,
 ):
-    """The head of ``q_head`` = ``kind``."""
+    """The head of ``q_head`` = ``kind`` (with ``dueling``, as :class:`DuelingHead`)."""
     if kind == "joint":
-        return JointHead(action_sizes)
-    if kind == "independent":
-        return IndependentHead(action_sizes, concept, temperature)
-    if kind == "aggregative":
+        head = JointHead(action_sizes)
+    elif kind == "independent":
+        head = IndependentHead(action_sizes, concept, temperature)
+    elif kind == "aggregative":
         if aggregation is None:
             raise ValueError("q_head: 'aggregative' needs the market's aggregation (an aggregative market)")
-        return AggregativeHead(action_sizes, aggregation, concept)
-    raise ValueError(f"q_head: expected 'joint', 'independent' or 'aggregative', got {kind!r}")
+        head = AggregativeHead(action_sizes, aggregation, concept)
+    else:
+        raise ValueError(f"q_head: expected 'joint', 'independent' or 'aggregative', got {kind!r}")
+    return DuelingHead(head) if dueling else head

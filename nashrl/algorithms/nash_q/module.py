@@ -114,6 +114,7 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     """``model_config`` keys: ``action_sizes``, ``hiddens``, ``q_head`` (``joint``, ``independent``
     or ``aggregative`` with its ``aggregation``, :mod:`~nashrl.algorithms.nash_q.heads`),
     ``firm_views`` (one network for all firms, :class:`SharedFirms`; aggregative head only),
+    ``dueling`` (values and centred advantages, :class:`~nashrl.algorithms.nash_q.heads.DuelingHead`),
     ``solution_concept``, ``selection``, ``solver_backend``, ``equilibrium_search``,
     ``exploration``, ``epsilon``, ``temperature``, ``logit_temperature``, ``public_size``
     (observation entries the network reads; the rest, if any, are the firm's own shocks)."""
@@ -133,6 +134,7 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
             self.concept,
             self.logit_temperature,
             aggregation_of(cfg.get("aggregation")),
+            dueling=bool(cfg.get("dueling", False)),
         )
         # Games recur (same states, weights unchanged between syncs/target updates): memoise.
         self._solutions = SolutionCache(

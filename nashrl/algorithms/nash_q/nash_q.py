@@ -80,7 +80,8 @@ class NashQConfig(AlgorithmConfig):
     actions, independent DQN | aggregative: each firm's Q over its own action and its rivals'
     aggregate, for aggregative markets with many firms, its ``aggregate_knots`` where the
     aggregate is not on a shared even grid; see :mod:`~nashrl.algorithms.nash_q.heads`), ``share_firms``
-    (aggregative head, exchangeable firms: one network over each firm's own view of the state), ``solution_concept``
+    (aggregative head, exchangeable firms: one network over each firm's own view of the state), ``dueling``
+    (each firm's Q as a state value plus centred advantages; not with ``share_firms``), ``solution_concept``
     (nash | correlated | maximin | logit;
     logit is soft Nash-Q for games with private extreme-value shocks, its ``logit_temperature``
     the market's shock scale in reward units unless given for a market without shocks),
@@ -121,6 +122,7 @@ class NashQConfig(AlgorithmConfig):
         self.q_head = "joint"
         self.aggregate_knots = 33
         self.share_firms = False
+        self.dueling = False
         self.solution_concept = "nash"
         self.logit_temperature = None
         self.selection = "pareto"
@@ -146,6 +148,7 @@ class NashQConfig(AlgorithmConfig):
         q_head=NotProvided,
         aggregate_knots=NotProvided,
         share_firms=NotProvided,
+        dueling=NotProvided,
         solution_concept=NotProvided,
         logit_temperature=NotProvided,
         selection=NotProvided,
@@ -174,6 +177,7 @@ class NashQConfig(AlgorithmConfig):
             q_head=q_head,
             aggregate_knots=aggregate_knots,
             share_firms=share_firms,
+            dueling=dueling,
             solution_concept=solution_concept,
             logit_temperature=logit_temperature,
             selection=selection,
@@ -233,6 +237,7 @@ class NashQConfig(AlgorithmConfig):
                 "logit_temperature": resolved_logit_temperature(self, market),
                 "hiddens": list(self.hiddens),
                 "q_head": self.q_head,
+                "dueling": self.dueling,
                 **aggregation_entry(self, market),
                 "solution_concept": self.solution_concept,
                 "selection": self.selection,
@@ -270,11 +275,15 @@ def nash_q_errors(config: NashQConfig) -> list[str]:
             found.append(
                 "algorithm.solution_concept: the aggregative head solves for pure Nash equilibria; expected 'nash'"
             )
+        if config.dueling and config.q_head == "independent" and len(set(market.action_sizes)) > 1:
+            found.append("algorithm.dueling: the independent head needs equal action sets for dueling")
         if config.share_firms and market.firm_views() is None:
             found.append(
                 f"algorithm.share_firms: the firms of market {market.market_type!r} are not exchangeable (expected one "
                 "shared action grid and symmetric costs, demand and qualities, in a market that states firm_views)"
             )
+    if config.share_firms and config.dueling:
+        found.append("algorithm.dueling: expected false with share_firms (one network's outputs are one firm's)")
     if config.share_firms and config.q_head != "aggregative":
         found.append(f"algorithm.share_firms: expected q_head 'aggregative' (got {config.q_head!r})")
     return found
