@@ -171,6 +171,7 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
         out["profit_gain"] = s["profit_gain"]
     if "state_comparisons" in s:
         out["mean_grid_steps_to_state_nash"] = statistics.mean(c["max_grid_steps"] for c in s["state_comparisons"])
+        out["max_grid_steps_to_state_nash"] = max(c["max_grid_steps"] for c in s["state_comparisons"])
     if "dynamic_nash_gap" in s:
         out["dynamic_nash_gap_relative"] = s["dynamic_nash_gap"]["relative"]
     if "mpe_mean_investment_gap" in s:
@@ -191,6 +192,7 @@ COLUMNS = [
     ("profit_gain", "profit gain Delta", "{:.3f}"),
     ("stage_nash_gap", "stage Nash gap", "{:.3g}"),
     ("mean_grid_steps_to_state_nash", "grid steps to state Nash", "{:.2f}"),
+    ("max_grid_steps_to_state_nash", "grid steps to state Nash, worst state", "{:.2f}"),
     ("dynamic_nash_gap_relative", "dynamic Nash gap (rel.)", "{:.3g}"),
     ("mpe_mean_investment_gap", "investment gap to MPE", "{:.3g}"),
     ("mpe_ergodic_share_equal", "states equal to the MPE (ergodic)", "{:.1%}"),

@@ -93,3 +93,28 @@ def test_shipped_suites_are_valid(path):
     suite = load_suite(path)
     runs = [run for exp in suite["experiments"] for run in expand(suite, exp)]
     assert runs and all(r["algorithm"]["name"] for r in runs)
+
+
+def test_headline_reads_state_and_mpe_columns_and_tabulates_them():
+    from nashrl.experiments import headline, markdown
+
+    def row(seed, steps, share, invest):
+        summary = {
+            "final_actions": [1.0, 1.0],
+            "stage_nash_gap": None,
+            "state_comparisons": [{"max_grid_steps": s} for s in steps],
+            "mpe_mean_investment_gap": 0.1,
+            "mpe_ergodic_share_equal": share,
+            "ergodic_investment": invest,
+        }
+        run = {"experiment": "e", "algorithm": "nash_q", "seed": seed, "env_steps": 10, "wall_s": 1.0}
+        return {**run, "summary": summary}
+
+    rows = [row(0, [0, 2, 1], 0.9, [0.2, 0.4]), row(1, [1, 1, 1], 1.0, [0.3, 0.3])]
+    first = headline(rows[0])
+    assert first["max_grid_steps_to_state_nash"] == 2 and first["mean_grid_steps_to_state_nash"] == 1
+    assert first["ergodic_investment"] == pytest.approx(0.3) and first["mpe_ergodic_share_equal"] == 0.9
+    table = markdown({"experiments": [{"name": "e"}]}, rows)
+    assert "| grid steps to state Nash, worst state |" in table
+    line = next(x for x in table.splitlines() if x.startswith("| nash_q"))
+    assert "1.50 ± 0.71 [1.00, 2.00]" in line and "95.0% ± 7.1% [90.0%, 100.0%]" in line
