@@ -158,9 +158,9 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
     "eval/dynamic_nash_gap": ("dynamic Nash gap (value)", [("MPE (gap 0)", 0.0)]),
     "eval/mean_grid_steps_to_state_nash": ("grid steps to the state's Nash (mean)", [("on the equilibrium", 0.0)]),
     "eval/mpe_mean_investment_gap": ("|investment - MPE| (mean over states)", [("MPE", 0.0)]),
-    "eval/ergodic_investment": ("long-run mean investment under the greedy policy (mean over firms)", []),
+    "eval/ergodic_investment": ("long-run mean investment (greedy)", []),
     "eval/mpe_ergodic_share_equal": (
-        "states where every firm invests as the MPE (ergodic share)",
+        "share of states played as the MPE",
         [("MPE", 1.0), ("target 95%", 0.95)],
     ),
     "eval/mpe_max_ccp_diff": ("largest |CCP - MPE| over visited states", [("MPE", 0.0)]),
