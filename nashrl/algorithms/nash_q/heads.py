@@ -218,7 +218,7 @@ class DuelingHead:
     r"""``head`` with a value and centred advantages per firm (module doc): the layer has the
     head's ``n_outputs`` advantage outputs, firm :math:`i`'s in one contiguous block (every head
     orders its outputs firm by firm), then one value output per firm; the head itself sees
-    :math:`A_i - ar A_i + V_i` in place of its outputs, so stage games, solutions and values are
+    :math:`A_i - \bar A_i + V_i` in place of its outputs, so stage games, solutions and values are
     the head's own."""
 
     def __init__(self, head):
