@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from nashrl.analysis.best_response import dynamic_nash_gap
 from nashrl.analysis.metrics import deviation_gap, grid_steps, profit_gain, profit_gain_per_firm, stage_nash_gap
@@ -218,15 +217,25 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
     and the share of states (weighted by the MPE's ergodic distribution) where every firm's
     learned investment is one the MPE plays there (its support: the action itself where the MPE
     is pure); ``mpe_ergodic_share_by_firm`` is that share firm by firm."""
+    from nashrl.theory.capacity import stationary_distribution
+
     gaps, equal, weights = [], [], []
+    played = np.zeros((len(market.state_list), *market.action_sizes))  # the greedy policy, one-hot rows
+    invested = np.zeros((len(market.state_list), market.n_firms))
     for row in rows:
         state = np.array(row["state_vector"])
-        invest = market.action_values(policy.act(market.observe(state).astype(np.float32), state))
+        joint = policy.act(market.observe(state).astype(np.float32), state)
+        k = int(market.state_index(state))
+        played[(k, *joint)] = 1.0
+        invested[k] = invest = market.action_values(joint)
         gaps.append(np.abs(invest - np.array(row["actions"])).max())
         equal.append([any(np.isclose(x, y) for y in support) for x, support in zip(invest, row["support"])])
         weights.append(row["ergodic_weight"])
     equal_arr, w = np.array(equal, dtype=float), np.array(weights)
-    learned, mpe = _ergodic_investment(policy, market), w @ np.array([row["actions"] for row in rows]) / w.sum()
+    # Each firm's long-run mean investment under the learned policy's own stationary distribution
+    # (over- or under-investment against the MPE's, which weighs the MPE's rows by its own).
+    learned = stationary_distribution(market, played) @ invested
+    mpe = w @ np.array([row["actions"] for row in rows]) / w.sum()
     return {
         "ergodic_investment": learned.tolist(),
         "mpe_ergodic_investment": mpe.tolist(),
@@ -238,19 +247,6 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
         "mpe_method": rows[0]["method"],
         "mpe_best_response_gain": float(rows[0]["best_response_gain"]),
     }
-
-
-def _ergodic_investment(policy, market) -> np.ndarray:
-    r"""Each firm's long-run mean investment under the greedy policy: :math:`\sum_s \mu_\sigma(s)
-    x_i(\sigma(s))`, :math:`\mu_\sigma` the stationary distribution of the state when every firm
-    follows the policy (the benchmark of over- or under-investment against the MPE's)."""
-    from nashrl.theory.ccp import stationary
-
-    states, transition = market.finite_model()
-    played = [np.asarray(policy.act(market.observe(s).astype(np.float32), s)) for s in states]
-    chain = np.stack([transition(k, joint) for k, joint in enumerate(played)])
-    mu = stationary(torch.as_tensor(chain)).numpy()
-    return mu @ np.stack([market.action_values(joint) for joint in played])
 
 
 def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:

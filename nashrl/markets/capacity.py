@@ -105,9 +105,8 @@ class CapacityMarket(MarketEnv):
                 f"{MAX_STATE_ONEHOT:,} (use 'scaled' or 'onehot')"
             )
         self.state_list = [np.array(s) for s in itertools.product(range(self.levels), repeat=n)]
-        self.product_market = {tuple(s): self._product_market_profits(s) for s in self.state_list}
         #: ``[K^N, N]`` product-market profits by state index (row-major over the levels).
-        self.product_market_table = np.stack([self.product_market[tuple(s)] for s in self.state_list])
+        self.product_market_table = np.stack([self._product_market_profits(s) for s in self.state_list])
         self.moves = self._capacity_moves(grid)
         super().__init__(n, [grid] * n, params)
 

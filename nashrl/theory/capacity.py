@@ -59,14 +59,8 @@ class MarkovPerfectEquilibrium:
         return np.stack([s @ grid for s in self.strategies], axis=1)
 
     def ergodic(self, market) -> np.ndarray:
-        r"""``[S]`` stationary distribution of the state under the equilibrium's play,
-        :math:`\mu P_\sigma = \mu` (:func:`nashrl.theory.ccp.stationary`)."""
-        from nashrl.theory.ccp import stationary
-
-        n_states = len(self.states)
-        flat = self.joint().reshape(n_states, -1)
-        trans = np.einsum("sa,sat->st", flat, transition_tensor(market).reshape(n_states, flat.shape[1], -1))
-        return stationary(torch.as_tensor(trans)).numpy()
+        """``[S]`` stationary distribution of the state under the equilibrium's play."""
+        return stationary_distribution(market, self.joint())
 
     def joint(self) -> np.ndarray:
         """``[S, A_1, ..., A_N]`` joint action distribution at every state."""
@@ -121,13 +115,27 @@ def _flows(market) -> np.ndarray:
     return _cached(market, "flows", lambda: np.stack([market.payoff_table(s) for s in market.state_list]))
 
 
+def _chain(market, joint: np.ndarray) -> np.ndarray:
+    """``[S, S']`` state transitions when play at state s is the joint distribution ``joint[s]``."""
+    flat = joint.reshape(joint.shape[0], -1)
+    return np.einsum("sa,sat->st", flat, transition_tensor(market).reshape(*flat.shape, -1))
+
+
 def profile_values(market, joint: np.ndarray) -> np.ndarray:
     """Exact values ``[S, N]`` of playing the joint distribution ``joint [S, A_1..A_N]`` forever."""
     n_states = joint.shape[0]
     flat = joint.reshape(n_states, -1)
     rewards = np.einsum("sa,sna->sn", flat, _flows(market).reshape(n_states, market.n_firms, -1))
-    trans = np.einsum("sa,sat->st", flat, transition_tensor(market).reshape(n_states, flat.shape[1], -1))
-    return policy_value(rewards, trans, market.discount)
+    return policy_value(rewards, _chain(market, joint), market.discount)
+
+
+def stationary_distribution(market, joint: np.ndarray) -> np.ndarray:
+    r"""``[S]`` stationary distribution :math:`\mu P_\sigma = \mu` of the state when play at
+    state s is the joint distribution ``joint[s]`` ``[S, A_1..A_N]`` (an equilibrium's, or a
+    learned greedy policy's as one-hot rows; :func:`nashrl.theory.ccp.stationary`)."""
+    from nashrl.theory.ccp import stationary
+
+    return stationary(torch.as_tensor(_chain(market, joint))).numpy()
 
 
 def best_response_gain(market, strategies: list[np.ndarray]) -> np.ndarray:
