@@ -172,6 +172,8 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
     if "state_comparisons" in s:
         out["mean_grid_steps_to_state_nash"] = statistics.mean(c["max_grid_steps"] for c in s["state_comparisons"])
         out["max_grid_steps_to_state_nash"] = max(c["max_grid_steps"] for c in s["state_comparisons"])
+        if "state_stage_gap" in s:
+            out["state_stage_gap_relative"] = s["state_stage_gap"]["relative"]
     if "dynamic_nash_gap" in s:
         out["dynamic_nash_gap_relative"] = s["dynamic_nash_gap"]["relative"]
     if "mpe_mean_investment_gap" in s:
@@ -193,6 +195,7 @@ COLUMNS = [
     ("stage_nash_gap", "stage Nash gap", "{:.3g}"),
     ("mean_grid_steps_to_state_nash", "grid steps to state Nash", "{:.2f}"),
     ("max_grid_steps_to_state_nash", "grid steps to state Nash, worst state", "{:.2f}"),
+    ("state_stage_gap_relative", "largest state's deviation gain (rel.)", "{:.3g}"),
     ("dynamic_nash_gap_relative", "dynamic Nash gap (rel.)", "{:.3g}"),
     ("mpe_mean_investment_gap", "investment gap to MPE", "{:.3g}"),
     ("mpe_ergodic_share_equal", "states equal to the MPE (ergodic)", "{:.1%}"),

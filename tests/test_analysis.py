@@ -171,6 +171,50 @@ def test_dynamic_gap_for_demand_shocks_is_per_state_nash():
     assert all(c["max_grid_steps"] <= 1 for c in s["state_comparisons"])
 
 
+def test_state_stage_gap_bounds_the_dynamic_gap_where_actions_do_not_move_the_state():
+    """Demand shocks, memory 0 (uniform stationary law): a policy off Nash at one demand level
+    has a positive dynamic gap, at most the largest state's deviation gain over the mean profit."""
+    market = make_market({"type": "demand_shocks", "memory": 0, "quantities": {"low": 0, "high": 7.5, "size": 16}})
+    from nashrl.theory.grid import grid_equilibria
+
+    class OffAtOneLevel:
+        def act(self, obs, state):
+            joint = np.array(grid_equilibria(market, state)["selected_indices"])
+            return joint + np.array([2, 0]) if int(state[0]) == 1 else joint
+
+    s = summarize(OffAtOneLevel(), market, steps=5)
+    bound, dynamic = s["state_stage_gap"], s["dynamic_nash_gap"]
+    assert bound["states"] == 3 and bound["max_gain"] > 0.1
+    assert 0 < dynamic["relative"] <= bound["relative"]
+    metrics = scalar_metrics(s)
+    assert metrics["eval/state_stage_gap_relative"] == bound["relative"]
+    assert metrics["eval/max_grid_steps_to_state_nash"] == 2.0
+    gaining = {c["state"] for c in s["state_comparisons"] if max(c["deviation_gains"]) > 0}
+    assert len(gaining) == 1  # only the demand level played off Nash
+
+
+def test_segments_policy_is_compared_at_stationary_draws():
+    """The segments market is evaluated at equal weights and at evaluation_states draws; the
+    Nash row at every state solves the first-order conditions, and the draws are the same each time."""
+    from nashrl.theory import segments
+
+    market = make_market({"type": "logit_segments", "n_segments": 8, "evaluation_states": 5})
+    rows = market.benchmarks()
+    assert [r["concept"] for r in rows] == ["nash", "grid_nash"] * 6
+    assert len({r["state"] for r in rows}) == 6
+    assert rows == make_market({"type": "logit_segments", "n_segments": 8, "evaluation_states": 5}).benchmarks()
+    for r in rows[::2]:
+        w = market.weights(np.asarray(r["state_vector"]))
+        p = np.asarray(r["actions"])
+        sig = segments.segment_shares(market.a, market.a0s, market.mus, p)
+        slope = (sig * (1 - sig) / market.mus[:, None]).T @ w
+        assert np.max(np.abs(p - market.costs - (sig.T @ w) / slope)) < 1e-9
+    s = summarize(Constant([0, 0]), market, steps=5)
+    assert s["state_stage_gap"]["states"] == 6 and s["state_stage_gap"]["relative"] > 0
+    with pytest.raises(ValueError, match="market.evaluation_states"):
+        make_market({"type": "logit_segments", "evaluation_states": -1})
+
+
 def test_impulse_response_of_grim_like_policy():
     """A policy that answers any deviation from monopoly with one period of Nash prices."""
     market = make_market({"type": "logit_bertrand", "memory": 1})

@@ -168,6 +168,7 @@ def summarize(policy, market, steps: int = 50, seed: int = 0, start_state=None) 
     state_rows = [r for r in rows if "state_vector" in r and r["concept"] in ("nash", "grid_nash")]
     if state_rows:
         summary["state_comparisons"] = _state_comparisons(policy, market, state_rows)
+        summary["state_stage_gap"] = state_stage_gap(summary["state_comparisons"])
     mpe_rows = [r for r in rows if r["concept"] in ("mpe", "mpe_not_converged")]
     if mpe_rows:
         summary.update(_mpe_summary(policy, market, mpe_rows))
@@ -198,9 +199,30 @@ def _state_comparisons(policy, market, rows) -> list[dict[str, Any]]:
                 "policy_actions": market.action_values(joint).tolist(),
                 "grid_steps": steps_away,
                 "max_grid_steps": max(steps_away),
+                "policy_profits": market.stage_profits(state, joint[None])[0].tolist(),
+                "deviation_gains": deviation_gap(market.deviation_payoffs(state, joint), joint)[1].tolist(),
             }
         )
     return out
+
+
+def state_stage_gap(comparisons: list[dict[str, Any]]) -> dict[str, float]:
+    r"""The largest one-period gain :math:`g_i(s)` of a unilateral deviation from the greedy
+    policy over the evaluated states and firms, and that gain relative to the mean
+    :math:`|\pi_i(s)|` of the policy's profits there (each state counted once).
+
+    Where actions do not move the state (exogenous shocks, ``memory: 0``) a firm's best
+    response is myopic, so :math:`V^{BR}_i(s) - V_i(s) \le \max_s g / (1-\beta)` while the
+    mean of :math:`V_i` over the stationary distribution is :math:`E[\pi_i] / (1-\beta)`: with
+    states drawn from that distribution, ``relative`` bounds the dynamic Nash gap of
+    :func:`~nashrl.analysis.best_response.dynamic_nash_gap` (over the evaluated states only)."""
+    per_state = {}
+    for c in comparisons:
+        per_state.setdefault(str(c["state"]), c)
+    gains = np.array([c["deviation_gains"] for c in per_state.values()])
+    profits = np.abs([c["policy_profits"] for c in per_state.values()])
+    scale = float(profits.mean()) or 1.0
+    return {"max_gain": float(gains.max()), "relative": float(gains.max()) / scale, "states": len(per_state)}
 
 
 def sequential_outcome(policy, market) -> np.ndarray:
@@ -265,6 +287,8 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
         out["eval/mean_grid_steps_to_state_nash"] = float(
             np.mean([c["max_grid_steps"] for c in summary["state_comparisons"]])
         )
+        out["eval/max_grid_steps_to_state_nash"] = float(max(c["max_grid_steps"] for c in summary["state_comparisons"]))
+        out["eval/state_stage_gap_relative"] = float(summary["state_stage_gap"]["relative"])
     if "dynamic_nash_gap" in summary:
         out["eval/dynamic_nash_gap"] = float(summary["dynamic_nash_gap"]["dynamic_nash_gap"])
     if "mpe_max_ccp_diff" in summary:

@@ -157,6 +157,14 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
     "eval/one_step_deviation_gain": ("one-step deviation gain (value)", [("MPE (gain 0)", 0.0)]),
     "eval/dynamic_nash_gap": ("dynamic Nash gap (value)", [("MPE (gap 0)", 0.0)]),
     "eval/mean_grid_steps_to_state_nash": ("grid steps to the state's Nash (mean)", [("on the equilibrium", 0.0)]),
+    "eval/max_grid_steps_to_state_nash": (
+        "grid steps to the state's Nash (worst state)",
+        [("on the equilibrium", 0.0), ("target: one step", 1.0)],
+    ),
+    "eval/state_stage_gap_relative": (
+        "largest deviation gain over states / mean profit",
+        [("Nash in every state", 0.0), ("target 1%", 0.01)],
+    ),
     "eval/mpe_mean_investment_gap": ("|investment - MPE| (mean over states)", [("MPE", 0.0)]),
     "eval/ergodic_investment": ("long-run mean investment (greedy)", []),
     "eval/mpe_ergodic_share_equal": (

@@ -9,7 +9,8 @@ Demand is the mixture of logits of :mod:`nashrl.theory.segments`; profits
 
 The price grid is Calvano's construction around the static Nash and joint-profit
 prices at equal segment weights. The exogenous weights are the payoff-relevant state;
-the benchmark is the static Nash equilibrium at the current weights.
+the benchmark is the static Nash equilibrium at the current weights, evaluated at equal
+weights and at ``evaluation_states`` (default 32) draws from the weights' stationary law.
 
 State: ``[z (S floats), last memory periods' price indices]``. Observation: the
 weights :math:`w_t` (S entries) followed by the scaled past price indices, so the
@@ -45,6 +46,7 @@ class SegmentsMarket(RepeatedGameMarket):
         "m",
         "xi",
         "memory",
+        "evaluation_states",
     }
 
     def __init__(self, **params: Any):
@@ -63,6 +65,8 @@ class SegmentsMarket(RepeatedGameMarket):
         self.a0s = np.full(self.n_segments, v.number(params.get("a0", 0.0), "market.a0"))
         self.rho = v.number(params.get("rho", 0.9), "market.rho", nonneg=True, below=1.0)
         self.sigma = v.number(params.get("sigma", 0.3), "market.sigma", nonneg=True)
+        #: How many draws of the segment sizes, beyond equal weights, evaluation compares a policy at.
+        self.evaluation_states = v.integer(params.get("evaluation_states", 32), "market.evaluation_states", minimum=0)
         m = v.integer(params.get("m", 15), "market.m")
         xi = v.number(params.get("xi", 0.1), "market.xi", nonneg=True)
         equal = np.full(self.n_segments, 1.0 / self.n_segments)
@@ -112,14 +116,27 @@ class SegmentsMarket(RepeatedGameMarket):
         past = np.zeros(self.memory * self.n_firms)
         return [np.concatenate([np.zeros(self.n_segments), past])]
 
+    def benchmark_states(self) -> list[np.ndarray]:
+        r"""Where policies are compared with the static Nash: equal segment weights (:math:`z = 0`)
+        and ``evaluation_states`` draws of :math:`z` from its stationary law
+        :math:`N(0, \sigma^2 / (1 - \rho^2) I)` (seed 0, the same draws for every run)."""
+        rng = np.random.default_rng(0)
+        past = np.zeros(self.memory * self.n_firms)
+        scale = self.sigma / np.sqrt(max(1 - self.rho**2, 1e-9))
+        draws = [rng.normal(0.0, scale, self.n_segments) for _ in range(self.evaluation_states)]
+        return [np.concatenate([z, past]) for z in [np.zeros(self.n_segments), *draws]]
+
     def benchmarks(self, selection: str = "pareto") -> list[dict]:
-        """Logit Nash prices at equal segment weights, and the grid's exact equilibrium there."""
+        """At every :meth:`benchmark_states` state: the logit Nash prices at its segment weights and
+        the grid's exact equilibrium there."""
         from nashrl.theory.rows import grid_row, row
 
-        state = self.representative_states()[0]
-        p_n = segments.nash(self.a, self.a0s, self.mus, self.weights(state), self.costs)
-        label = "equal segment weights"
-        return [
-            row("nash", p_n, self.stage_profits_at_prices(state, p_n), label, state),
-            grid_row(self, state, label, selection),
-        ]
+        rows = []
+        for k, state in enumerate(self.benchmark_states()):
+            p_n = segments.nash(self.a, self.a0s, self.mus, self.weights(state), self.costs)
+            label = "equal segment weights" if k == 0 else f"stationary draw {k}"
+            rows += [
+                row("nash", p_n, self.stage_profits_at_prices(state, p_n), label, state),
+                grid_row(self, state, label, selection),
+            ]
+        return rows

@@ -31,7 +31,10 @@ def demand(a, a0s, mus, weights, prices):
     return np.einsum("...sn,s->...n", segment_shares(a, a0s, mus, prices), weights)
 
 
-def nash(a, a0s, mus, weights, costs) -> np.ndarray:
+def nash(a, a0s, mus, weights, costs, iters: int = 1000) -> np.ndarray:
+    """Static Nash prices: iterate the markup equation :math:`p \\leftarrow c + q / (-\\partial q / \\partial p)`
+    from :math:`c + \\sum_s w_s \\mu_s` (about ten steps at the shipped segments), then Powell's
+    hybrid method from the last iterate if the iteration has not reached a residual of 1e-10."""
     costs = np.asarray(costs, float)
 
     def equations(p):
@@ -40,7 +43,15 @@ def nash(a, a0s, mus, weights, costs) -> np.ndarray:
         slope = (sig * (1 - sig) / mus[:, None]).T @ weights
         return p - costs - q / slope
 
-    sol = root(equations, costs + np.median(mus), method="hybr", tol=1e-13)
-    if not sol.success or np.max(np.abs(equations(sol.x))) > 1e-8:
+    p = costs + weights @ mus
+    for _ in range(iters):
+        step = equations(p)
+        p = p - step
+        if np.max(np.abs(step)) < 1e-14:
+            break
+    if np.max(np.abs(equations(p))) <= 1e-10:
+        return p
+    sol = root(equations, p, method="hybr", tol=1e-13)
+    if np.max(np.abs(equations(sol.x))) > 1e-8:
         raise RuntimeError(f"segments Nash: the fixed point did not converge ({sol.message})")
     return sol.x
