@@ -24,7 +24,7 @@ from nashrl.files import write_json
 
 META = "nashrl.json"
 #: Algorithm keys that fix the shapes of what a checkpoint holds; the rest may change on resume.
-SHAPE_KEYS = ("name", "hiddens", "q_head", "aggregate_knots", "share_firms", "dueling")
+SHAPE_KEYS = ("name", "hiddens", "q_head", "aggregate_knots", "share_firms", "dueling", "average_weights_from")
 
 
 class CheckpointError(ValueError):

@@ -93,6 +93,7 @@ class NashQSettings(Section):
     aggregate_knots: Annotated[int, Field(ge=2, le=100_000, strict=True)] | None = None
     share_firms: bool | None = None
     dueling: bool | None = None
+    average_weights_from: NonNegativeInt | None = None
     solution_concept: Literal["nash", "correlated", "maximin", "logit"] | None = None
     logit_temperature: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     selection: Literal[SELECTIONS] | None = None  # type: ignore[valid-type]

@@ -244,3 +244,35 @@ def test_dueling_is_refused_with_shared_firms_and_must_be_a_boolean():
     ):
         with pytest.raises(ConfigError, match=field):
             load_config("configs/cournot_many_firms.yaml", sets)
+
+
+def test_averaged_weights_are_the_mean_of_the_online_ones_and_only_the_greedy_policy_reads_them():
+    """Polyak-Ruppert averaging: after n calls the averaged net is the arithmetic mean of the
+    online weights at those calls; greedy acting reads it (once there is one), exploration and
+    the learner's Q do not."""
+    other = GAME[:, ::-1, :].copy()  # a game whose equilibrium is another profile
+    module = module_with_game(GAME, average_weights_from=0)
+    assert torch.equal(module.policy_q_values(torch.zeros(1, 1)), module.q_values(torch.zeros(1, 1)))
+    last = module.q_net[-1]
+    snapshots = []
+    for game in (GAME, other, other):
+        with torch.no_grad():
+            last.bias.copy_(torch.as_tensor(game.reshape(-1), dtype=torch.float32))
+        module.update_average()
+        snapshots.append(last.bias.detach().clone())
+    assert float(module.average_count) == 3
+    mean = torch.stack(snapshots).mean(0)
+    assert torch.allclose(module._average_q_net[-1].bias, mean, atol=1e-6)
+    online = module.q_values(torch.zeros(1, 1))
+    averaged = module.policy_q_values(torch.zeros(1, 1))
+    expected = torch.as_tensor((GAME + 2 * other).reshape(-1) / 3, dtype=torch.float32)
+    assert torch.allclose(averaged.flatten(), expected, atol=1e-5)
+    assert not torch.allclose(averaged, online)
+    # The averaged net is neither trained nor in the inference-only exclusions: env runners get it.
+    assert not any(p.requires_grad for p in module._average_q_net.parameters())
+    assert "_average_q_net" not in module.get_non_inference_attributes()
+    state = module.get_state()
+    assert "average_count" in state and any(k.startswith("_average_q_net") for k in state)
+    fresh = module_with_game(GAME, average_weights_from=0)
+    fresh.set_state(state)
+    assert torch.equal(fresh.policy_q_values(torch.zeros(1, 1)), averaged)

@@ -25,7 +25,7 @@ class NashQPolicy:
 
     def act(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            q = self.module.q_values(torch.as_tensor(obs, dtype=torch.float32)[None])
+            q = self.module.policy_q_values(torch.as_tensor(obs, dtype=torch.float32)[None])
         sol = self.module.solve_stage_games(q)
         return np.array([int(s[0].argmax()) for s in sol.strategies])
 
@@ -33,7 +33,7 @@ class NashQPolicy:
         """Every firm's equilibrium strategy at each public observation ``[S, d]``: ``[S, A_i]`` each
         (with private shocks and the logit concept, the firm's exact conditional choice probabilities)."""
         with torch.no_grad():
-            q = self.module.q_values(torch.as_tensor(public_obs, dtype=torch.float32))
+            q = self.module.policy_q_values(torch.as_tensor(public_obs, dtype=torch.float32))
             return [s.cpu().numpy() for s in self.module.choice_probabilities(q)]
 
     def firm_actions(self, firm: int, obs: np.ndarray) -> np.ndarray:

@@ -270,12 +270,17 @@ class NashQTorchLearner(TorchLearner):
                 self.metrics.log_value((module_id, "non_finite_updates"), 1, reduce="sum")
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
-        """Move the target network towards the online one every ``target_network_update_freq`` env steps."""
+        """Move the target network towards the online one every ``target_network_update_freq`` env
+        steps; from ``average_weights_from`` on, add the online weights to their running mean once
+        per update call."""
         super().after_gradient_based_update(timesteps=timesteps)
         self._log_stats()
         now = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0
         for module_id, module in self.module._rl_modules.items():
             config = self.config.get_config_for_module(module_id)
+            plain = module.unwrapped()
+            if getattr(plain, "average_from", None) is not None and now >= plain.average_from:
+                plain.update_average()
             if now - self._last_target_update[module_id] >= config.target_network_update_freq:
                 for main, target in module.unwrapped().get_target_network_pairs():
                     update_target_network(main_net=main, target_net=target, tau=config.tau)

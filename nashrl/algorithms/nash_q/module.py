@@ -31,6 +31,7 @@ states of its market copies: one forward pass and one solve per state for all it
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -158,6 +159,12 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
             self.q_net = SharedFirms(mlp(self.public_size, hiddens, self.head.n_outputs // self.n_firms), views)
         else:
             self.q_net = mlp(self.public_size, hiddens, self.head.n_outputs)
+        #: Env step from which the greedy policy reads the running mean of the online weights.
+        self.average_from: int | None = cfg.get("average_weights_from")
+        if self.average_from is not None:
+            self._average_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
+            # Weights averaged so far (a buffer: synced to env runners and checkpointed with them).
+            self.register_buffer("average_count", torch.zeros((), dtype=torch.float64))
 
     # ----- Q-values and stage games -----
     def _public(self, obs: torch.Tensor) -> torch.Tensor:
@@ -181,6 +188,24 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
 
     def target_q_values(self, obs: torch.Tensor) -> torch.Tensor:
         return self._q(self._target_q_net, obs)
+
+    def policy_q_values(self, obs: torch.Tensor):
+        """The stage games the greedy policy plays: :meth:`q_values` at the averaged weights once
+        there are any (``average_weights_from``), at the online weights before."""
+        averaging = self.average_from is not None and float(self.average_count) > 0
+        return self._q(self._average_q_net if averaging else self.q_net, obs)
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        r"""Polyak-Ruppert averaging (Polyak and Juditsky 1992): with :math:`n` weights averaged,
+        :math:`\bar\theta \leftarrow \bar\theta + (\theta - \bar\theta) / (n + 1)`, so that
+        :math:`\bar\theta` is the arithmetic mean of the online weights at every call since
+        ``average_weights_from``. SGD's iterates wander around the fit at a scale set by the
+        learning rate; their mean does not, which matters where the stage game has near-ties."""
+        self.average_count += 1
+        weight = 1.0 / float(self.average_count)
+        for mean, online in zip(self._average_q_net.parameters(), self.q_net.parameters(), strict=True):
+            mean.lerp_(online, weight)
 
     def solve_stage_games(self, q) -> StageGameSolution:
         return self.head.solve(q, self._solutions)
@@ -240,7 +265,7 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         """Joint actions ``[K, N]`` at ``K`` states (public observations ``[K, public_size]``;
         ``shocks`` ``[K, N, A]`` each firm's own, or None): one forward and one batched solve."""
         with torch.no_grad():
-            q = self.q_values(public)
+            q = self.q_values(public) if explore else self.policy_q_values(public)
         k = public.shape[0]
         state_of_row = torch.arange(k, device=public.device).repeat_interleave(self.n_firms)
         firm = torch.arange(self.n_firms, device=public.device).repeat(k)
@@ -251,19 +276,19 @@ class NashQTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         """Every firm's equilibrium choice probabilities (CCPs with private shocks) at stage games ``q``."""
         return list(self.solve_stage_games(q).strategies)
 
-    def _rows(self, batch: dict[str, Any]) -> tuple:
-        """RLlib's per-agent rows: each row its own state."""
+    def _rows(self, batch: dict[str, Any], explore: bool) -> tuple:
+        """RLlib's per-agent rows: each row its own state (greedy: at the policy's weights)."""
         obs = batch[Columns.OBS]
         with torch.no_grad():
-            q = self.q_values(obs)
+            q = self.q_values(obs) if explore else self.policy_q_values(obs)
         shocks = obs.flatten(1)[:, self.public_size :] if self.private_shocks else None
         return q, torch.arange(obs.shape[0], device=obs.device), batch[FIRM_INDEX].long(), shocks
 
     def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        return {Columns.ACTIONS: self.act(*self._rows(batch), explore=False)}
+        return {Columns.ACTIONS: self.act(*self._rows(batch, explore=False), explore=False)}
 
     def _forward_exploration(self, batch: dict[str, Any], t: int = 0, **kwargs) -> dict[str, Any]:
-        return {Columns.ACTIONS: self.act(*self._rows(batch), explore=True, t=t)}
+        return {Columns.ACTIONS: self.act(*self._rows(batch, explore=True), explore=True, t=t)}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Q_TAKEN: self.q_taken(batch[Columns.OBS], batch[Columns.ACTIONS])}

@@ -81,7 +81,10 @@ class NashQConfig(AlgorithmConfig):
     aggregate, for aggregative markets with many firms, its ``aggregate_knots`` where the
     aggregate is not on a shared even grid; see :mod:`~nashrl.algorithms.nash_q.heads`), ``share_firms``
     (aggregative head, exchangeable firms: one network over each firm's own view of the state), ``dueling``
-    (each firm's Q as a state value plus centred advantages; not with ``share_firms``), ``solution_concept``
+    (each firm's Q as a state value plus centred advantages; not with ``share_firms``),
+    ``average_weights_from`` (env steps: from then on the greedy policy, the one evaluated and
+    checkpointed, reads the running mean of the online weights, Polyak-Ruppert averaging; the
+    learner and exploration keep the online ones; default None: the online weights), ``solution_concept``
     (nash | correlated | maximin | logit;
     logit is soft Nash-Q for games with private extreme-value shocks, its ``logit_temperature``
     the market's shock scale in reward units unless given for a market without shocks),
@@ -123,6 +126,7 @@ class NashQConfig(AlgorithmConfig):
         self.aggregate_knots = 33
         self.share_firms = False
         self.dueling = False
+        self.average_weights_from = None
         self.solution_concept = "nash"
         self.logit_temperature = None
         self.selection = "pareto"
@@ -149,6 +153,7 @@ class NashQConfig(AlgorithmConfig):
         aggregate_knots=NotProvided,
         share_firms=NotProvided,
         dueling=NotProvided,
+        average_weights_from=NotProvided,
         solution_concept=NotProvided,
         logit_temperature=NotProvided,
         selection=NotProvided,
@@ -178,6 +183,7 @@ class NashQConfig(AlgorithmConfig):
             aggregate_knots=aggregate_knots,
             share_firms=share_firms,
             dueling=dueling,
+            average_weights_from=average_weights_from,
             solution_concept=solution_concept,
             logit_temperature=logit_temperature,
             selection=selection,
@@ -238,6 +244,7 @@ class NashQConfig(AlgorithmConfig):
                 "hiddens": list(self.hiddens),
                 "q_head": self.q_head,
                 "dueling": self.dueling,
+                "average_weights_from": self.average_weights_from,
                 **aggregation_entry(self, market),
                 "solution_concept": self.solution_concept,
                 "selection": self.selection,
