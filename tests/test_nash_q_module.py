@@ -276,3 +276,15 @@ def test_averaged_weights_are_the_mean_of_the_online_ones_and_only_the_greedy_po
     fresh = module_with_game(GAME, average_weights_from=0)
     fresh.set_state(state)
     assert torch.equal(fresh.policy_q_values(torch.zeros(1, 1)), averaged)
+
+
+def test_average_weights_from_is_validated_and_fixes_the_checkpoint():
+    from nashrl.checkpoints import shape_settings
+    from nashrl.config import ConfigError, load_config
+
+    for value in ("-1", "soon", "1.5"):
+        with pytest.raises(ConfigError, match="algorithm.average_weights_from"):
+            load_config("configs/demand_shocks.yaml", [f"algorithm.average_weights_from={value}"])
+    config = load_config("configs/demand_shocks.yaml", ["algorithm.average_weights_from=1000"])
+    assert shape_settings(config["algorithm"])["average_weights_from"] == 1000
+    assert shape_settings(load_config("configs/demand_shocks.yaml")["algorithm"])["average_weights_from"] is None
