@@ -215,14 +215,16 @@ def state_stage_gap(comparisons: list[dict[str, Any]]) -> dict[str, float]:
     response is myopic, so :math:`V^{BR}_i(s) - V_i(s) \le \max_s g / (1-\beta)` while the
     mean of :math:`V_i` over the stationary distribution is :math:`E[\pi_i] / (1-\beta)`: with
     states drawn from that distribution, ``relative`` bounds the dynamic Nash gap of
-    :func:`~nashrl.analysis.best_response.dynamic_nash_gap` (over the evaluated states only)."""
+    :func:`~nashrl.analysis.best_response.dynamic_nash_gap` (over the evaluated states only).
+    ``relative`` is None where the policy earns nothing at every evaluated state."""
     per_state = {}
     for c in comparisons:
         per_state.setdefault(str(c["state"]), c)
     gains = np.array([c["deviation_gains"] for c in per_state.values()])
     profits = np.abs([c["policy_profits"] for c in per_state.values()])
-    scale = float(profits.mean()) or 1.0
-    return {"max_gain": float(gains.max()), "relative": float(gains.max()) / scale, "states": len(per_state)}
+    scale = float(profits.mean())
+    relative = float(gains.max()) / scale if scale > 0 else None
+    return {"max_gain": float(gains.max()), "relative": relative, "states": len(per_state)}
 
 
 def sequential_outcome(policy, market) -> np.ndarray:
@@ -288,7 +290,8 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
             np.mean([c["max_grid_steps"] for c in summary["state_comparisons"]])
         )
         out["eval/max_grid_steps_to_state_nash"] = float(max(c["max_grid_steps"] for c in summary["state_comparisons"]))
-        out["eval/state_stage_gap_relative"] = float(summary["state_stage_gap"]["relative"])
+        if summary["state_stage_gap"]["relative"] is not None:
+            out["eval/state_stage_gap_relative"] = float(summary["state_stage_gap"]["relative"])
     if "dynamic_nash_gap" in summary:
         out["eval/dynamic_nash_gap"] = float(summary["dynamic_nash_gap"]["dynamic_nash_gap"])
     if "mpe_max_ccp_diff" in summary:

@@ -282,7 +282,7 @@ class NashQTorchLearner(TorchLearner):
             if getattr(plain, "average_from", None) is not None and now >= plain.average_from:
                 plain.update_average()
             if now - self._last_target_update[module_id] >= config.target_network_update_freq:
-                for main, target in module.unwrapped().get_target_network_pairs():
+                for main, target in plain.get_target_network_pairs():
                     update_target_network(main_net=main, target_net=target, tau=config.tau)
                 self._last_target_update[module_id] = now
                 self.metrics.log_value((module_id, "num_target_updates"), 1, reduce="lifetime_sum")
