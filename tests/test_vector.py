@@ -41,10 +41,18 @@ def test_k_copies_step_as_the_single_copy_market_does(kind):
         assert step.truncated == ((period + 1) % market.episode_length == 0)
 
 
-CONFIGS = {"entry_exit": {}, "capacity": {"n_firms": 3, "encoding": "onehot"}, "capacity_state": {"encoding": "state"}}
+CONFIGS = {
+    "entry_exit": {},
+    "capacity": {"n_firms": 3, "encoding": "onehot"},
+    "capacity_state": {"encoding": "state"},
+    "logit_segments": {"n_segments": 16, "memory": 2},
+}
 
 
-@pytest.mark.parametrize("kind", ["cournot", "logit_bertrand", "entry_exit", "capacity", "capacity_state"])
+ARRAY_MARKETS = ["cournot", "logit_bertrand", "entry_exit", "capacity", "capacity_state", "logit_segments"]
+
+
+@pytest.mark.parametrize("kind", ARRAY_MARKETS)
 def test_array_code_equals_the_generic_loop(kind):
     """Markets with their own K-copy code agree with the base class's loop over single copies."""
     market = make_market({"type": kind.split("_state")[0], **CONFIGS.get(kind, {"memory": 2})})

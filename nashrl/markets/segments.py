@@ -84,9 +84,13 @@ class SegmentsMarket(RepeatedGameMarket):
         return float(prices[np.argmax(total)])
 
     def weights(self, state: np.ndarray) -> np.ndarray:
-        z = state[: self.n_segments]
-        e = np.exp(z - z.max())
-        return e / e.sum()
+        return self.weights_all(np.asarray(state)[None])[0]
+
+    def weights_all(self, states: np.ndarray) -> np.ndarray:
+        """Segment weights ``[K, S]`` (softmax of the log-sizes) of states ``[K, ...]``."""
+        z = np.asarray(states, dtype=float)[:, : self.n_segments]
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
 
     @property
     def observation_size(self) -> int:
@@ -96,14 +100,40 @@ class SegmentsMarket(RepeatedGameMarket):
         z = rng.normal(0.0, self.sigma / np.sqrt(max(1 - self.rho**2, 1e-9)), self.n_segments)
         return np.concatenate([z, super().initial_state(rng).ravel().astype(float)])
 
+    # Single-copy and K-copy methods share the array code; a subclass that overrides a
+    # single-copy method keeps it with K copies (the base class's loop).
+    def _past(self, states: np.ndarray) -> np.ndarray:
+        """Remembered price indices ``[K, memory, N]`` of states ``[K, ...]``."""
+        past = np.asarray(states)[:, self.n_segments :].astype(np.int64)
+        return past.reshape(len(past), self.memory, self.n_firms)
+
     def transition(self, state: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        z = self.rho * state[: self.n_segments] + self.sigma * rng.normal(size=self.n_segments)
-        past = state[self.n_segments :].astype(np.int64).reshape(self.memory, self.n_firms)
-        return np.concatenate([z, super().transition(past, actions, rng).ravel().astype(float)])
+        return self._next_states(np.asarray(state)[None], np.asarray(actions)[None], rng)[0]
+
+    def transitions(self, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self._own(SegmentsMarket, "transition"):
+            return super().transitions(states, actions, rng)
+        return self._next_states(states, actions, rng)
+
+    def _next_states(self, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """:math:`z' = \\rho z + \\sigma \\varepsilon` for every copy (one normal draw per copy and
+        segment, copy by copy), the remembered prices shifted."""
+        z = np.asarray(states, dtype=float)[:, : self.n_segments]
+        z = self.rho * z + self.sigma * rng.normal(size=z.shape)
+        past = self.shift_memory(self._past(states), np.asarray(actions, dtype=np.int64))
+        return np.concatenate([z, past.reshape(len(z), -1).astype(float)], axis=1)
 
     def observe(self, state: np.ndarray) -> np.ndarray:
-        past = state[self.n_segments :].astype(np.int64).reshape(self.memory, self.n_firms)
-        return np.concatenate([self.weights(state), self.observe_past(past)])
+        return self._encode(np.asarray(state)[None])[0]
+
+    def observe_all(self, states: np.ndarray) -> np.ndarray:
+        if not self._own(SegmentsMarket, "observe"):
+            return super().observe_all(states)
+        return self._encode(states)
+
+    def _encode(self, states: np.ndarray) -> np.ndarray:
+        """Observations ``[K, S + memory * N]``: the weights, then the scaled remembered prices."""
+        return np.concatenate([self.weights_all(states), self.observe_past(self._past(states))], axis=1)
 
     def stage_profits(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         return self.stage_profits_at_prices(state, self.action_values(actions))
@@ -111,6 +141,14 @@ class SegmentsMarket(RepeatedGameMarket):
     def stage_profits_at_prices(self, state: np.ndarray, prices: np.ndarray) -> np.ndarray:
         """Profits at arbitrary (off-grid) prices ``[..., N]`` in ``state``."""
         return (prices - self.costs) * segments.demand(self.a, self.a0s, self.mus, self.weights(state), prices)
+
+    def profits_at(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        if not self._own(SegmentsMarket, "stage_profits", "stage_profits_at_prices"):
+            return super().profits_at(states, actions)
+        prices = self.action_values(actions)  # [K, N]
+        shares = segments.segment_shares(self.a, self.a0s, self.mus, prices)  # [K, S, N]
+        demand = np.einsum("ksn,ks->kn", shares, self.weights_all(states))
+        return (prices - self.costs) * demand
 
     def representative_states(self) -> list[np.ndarray]:
         past = np.zeros(self.memory * self.n_firms)
