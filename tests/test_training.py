@@ -463,6 +463,30 @@ def test_independent_dqn_on_nash_q_machinery_trains_evaluates_and_resumes(ray_se
     assert evaluated["final_action_indices"] == summary["evaluation"]["final_action_indices"]
 
 
+def test_averaged_weights_are_trained_checkpointed_and_evaluated(ray_session, tmp_path):
+    """average_weights_from: the learner adds the online weights to their mean once per update
+    call from that env step on; the checkpoint holds the mean and its count, and evaluating the
+    checkpoint reproduces the run's own evaluation (both read the averaged weights)."""
+    import pickle
+    from pathlib import Path
+
+    from nashrl.analysis.report import evaluate_checkpoint
+    from nashrl.train import run_training
+
+    algo = {**NASH_Q, "average_weights_from": 500}
+    summary = run_training(small_config(tmp_path, algo, env_steps=1500), quiet=True)
+    state_file = next(Path(summary["checkpoint"]).glob("learner_group/learner/rl_module/*/module_state.pkl"))
+    state = pickle.loads(state_file.read_bytes())
+    iterations = summary["final_metrics"]["iteration"]
+    assert 0 < float(state["average_count"]) < iterations  # none before env step 500
+    averaged = {k.removeprefix("_average_q_net."): v for k, v in state.items() if k.startswith("_average_q_net.")}
+    online = {k.removeprefix("q_net."): v for k, v in state.items() if k.startswith("q_net.")}
+    assert averaged.keys() == online.keys() and any(not np.allclose(averaged[k], online[k]) for k in online)
+    evaluated = evaluate_checkpoint(summary["checkpoint"])["summary"]
+    assert evaluated["final_action_indices"] == summary["evaluation"]["final_action_indices"]
+    assert evaluated["stage_nash_gap"] == summary["evaluation"]["stage_nash_gap"]
+
+
 def test_shared_aggregative_nash_q_learns_three_firm_cournot_and_resumes(ray_session, tmp_path):
     """share_firms: one network for three exchangeable Cournot firms (aggregative head) reaches the
     grid's Nash quantities; its checkpoint evaluates to the same play and resumes; a resume that
