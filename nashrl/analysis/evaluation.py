@@ -185,22 +185,34 @@ def summarize(policy, market, steps: int = 50, seed: int = 0, start_state=None) 
 
 
 def _state_comparisons(policy, market, rows) -> list[dict[str, Any]]:
-    """The greedy action at each benchmark's state against that benchmark (state-dependent markets)."""
+    """The greedy action at each benchmark's state against that benchmark (state-dependent markets).
+    The policy acts, and its profits and deviation gains are computed, once per state (a state
+    usually has several benchmark rows)."""
+    played: dict[tuple, dict[str, Any]] = {}
     out = []
     for row in rows:
         state = np.asarray(row["state_vector"])
-        joint = np.asarray(policy.act(market.observe(state).astype(np.float32), state))
-        steps_away = [grid_steps(g, a, x) for g, a, x in zip(market.grids, joint, row["actions"])]
+        key = tuple(state.ravel().tolist())
+        if key not in played:
+            joint = np.asarray(policy.act(market.observe(state).astype(np.float32), state))
+            played[key] = {
+                "joint": joint,
+                "policy_actions": market.action_values(joint).tolist(),
+                "policy_profits": market.stage_profits(state, joint[None])[0].tolist(),
+                "deviation_gains": deviation_gap(market.deviation_payoffs(state, joint), joint)[1].tolist(),
+            }
+        at = played[key]
+        steps_away = [grid_steps(g, a, x) for g, a, x in zip(market.grids, at["joint"], row["actions"])]
         out.append(
             {
                 "concept": row["concept"],
                 "state": row["state"],
                 "benchmark_actions": row["actions"],
-                "policy_actions": market.action_values(joint).tolist(),
+                "policy_actions": at["policy_actions"],
                 "grid_steps": steps_away,
                 "max_grid_steps": max(steps_away),
-                "policy_profits": market.stage_profits(state, joint[None])[0].tolist(),
-                "deviation_gains": deviation_gap(market.deviation_payoffs(state, joint), joint)[1].tolist(),
+                "policy_profits": at["policy_profits"],
+                "deviation_gains": at["deviation_gains"],
             }
         )
     return out
