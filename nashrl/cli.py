@@ -97,8 +97,9 @@ def cmd_theory(args) -> int:
 def print_ccp_summary(ev: dict[str, Any]) -> None:
     """Games with private shocks: learned choice probabilities against the closest MPE."""
     if "mpe_note" in ev:
-        print(f"learned choice probabilities: not compared ({ev['mpe_note']})")
-        return
+        print(f"learned choice probabilities: {ev['mpe_note']}")
+        if "dynamic_nash_gap" not in ev:
+            return
     gap = ev["dynamic_nash_gap"]
     print(f"learned choice probabilities ({ev['ccp_estimate']}) vs {ev['mpe_equilibria']} MPE found:")
     if "mpe_max_ccp_diff" in ev:
@@ -109,6 +110,7 @@ def print_ccp_summary(ev: dict[str, Any]) -> None:
     print(
         f"  dynamic Nash gap (exact best response to rivals' CCPs) {gap['dynamic_nash_gap']:.4g}, relative "
         f"{gap['relative']:.3g}, ergodic-weighted relative {gap['ergodic_relative']:.3g}"
+        + (" (firm 0; the others equal it by symmetry)" if gap.get("by_symmetry") else "")
     )
 
 

@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from nashrl.markets.validation import ConfigError
 from nashrl.theory.ccp import CCPGame, best_response_gap, cached_mpe, stationary
+from nashrl.theory.factored_ccp import FactoredGame, factored_gap
+from nashrl.theory.factored_ccp import stationary as factored_stationary
 
 #: A state counts as visited by the MPE when its stationary probability is at least this.
 VISITED = 1e-4
@@ -74,14 +77,21 @@ def ccp_summary(policy, market, draws: int = 4000, seed: int = 0) -> dict[str, A
     from nashrl.markets.private_shocks import MAX_THEORY_ENTRIES
 
     if not market.enumerable:
-        return {
-            "market": market.market_type,
-            "ccp_estimate": "not computed",
-            "mpe_equilibria": 0,
-            "comparisons": [],
-            "mpe_note": f"no exact MPE: {float(market.theory_size()):.3g} enumerated entries, above "
-            f"{MAX_THEORY_ENTRIES:,}",
-        }
+        note = (
+            f"no exact MPE over the full state: {float(market.theory_size()):.3g} enumerated entries, above "
+            f"{MAX_THEORY_ENTRIES:,}"
+        )
+        try:
+            game = FactoredGame(market)
+        except ConfigError as err:
+            return {
+                "market": market.market_type,
+                "ccp_estimate": "not computed",
+                "mpe_equilibria": 0,
+                "comparisons": [],
+                "mpe_note": f"{note}; no exact best response either ({err})",
+            }
+        return large_game_summary(policy, market, game, note, draws, seed)
     learned, how = policy_ccps(policy, market, draws, seed)
     result = cached_mpe(market)
     summary: dict[str, Any] = {
@@ -98,4 +108,60 @@ def ccp_summary(policy, market, draws: int = 4000, seed: int = 0) -> dict[str, A
         summary["mpe_closest_equilibrium"] = best["equilibrium"]
         summary["mpe_visited_states"] = best["visited_states"]
     summary["dynamic_nash_gap"] = best_response_gap(result["game"], learned)
+    return summary
+
+
+#: Shock draws times states for Monte Carlo CCPs in games too large to enumerate jointly.
+MAX_DRAW_ROWS = 20_000_000
+_SYMMETRIC_CACHE: dict[str, Any] = {}
+
+
+def symmetric_benchmark(market):
+    """The symmetric MPE spread to every full state (``[N, S, A]``) where the market has one
+    (:mod:`nashrl.theory.symmetric_entry`: entry_exit with one fixed cost), memoised per market
+    configuration; None elsewhere."""
+    import json
+
+    from nashrl.theory.symmetric_entry import full_ccp, symmetric_mpe
+
+    if market.market_type != "entry_exit" or np.ptp(market.theta_fc) != 0.0:
+        return None
+    key = json.dumps(market.params, sort_keys=True, default=str)
+    if key not in _SYMMETRIC_CACHE:
+        eq = symmetric_mpe(market)
+        _SYMMETRIC_CACHE[key] = (full_ccp(market, eq), eq.residual)
+    return _SYMMETRIC_CACHE[key]
+
+
+def large_game_summary(policy, market, game: FactoredGame, note: str, draws: int, seed: int) -> dict[str, Any]:
+    """:func:`ccp_summary` where the joint tables do not fit: the learned CCPs at every state, the
+    dynamic Nash gap by factored best responses (:func:`nashrl.theory.factored_ccp.factored_gap`),
+    and the distance to the symmetric MPE where there is one (states visited by its ergodic
+    distribution, computed with the same factorisation)."""
+    draws = min(draws, max(200, MAX_DRAW_ROWS // game.n_states))
+    learned, how = policy_ccps(policy, market, draws, seed)
+    summary: dict[str, Any] = {
+        "market": market.market_type,
+        "ccp_estimate": how,
+        "mpe_note": note,
+        "mpe_equilibria": 0,
+        "learned_prob_active": learned[:, :, 1:].sum(-1).mean(1).tolist(),  # per firm, mean over states
+        "comparisons": [],
+    }
+    benchmark = symmetric_benchmark(market)
+    if benchmark is not None:
+        eq_ccp, residual = benchmark
+        mu = factored_stationary(game, torch.as_tensor(eq_ccp)).numpy()
+        visited = mu >= VISITED
+        diff = np.abs(learned - eq_ccp).max(axis=(0, 2))
+        summary.update(
+            mpe_equilibria=1,
+            mpe_closest_equilibrium="symmetric",
+            mpe_max_ccp_diff=float(diff[visited].max()),
+            mpe_mean_ccp_diff=float((mu * diff).sum()),
+            mpe_visited_states=int(visited.sum()),
+            mpe_fixed_point_residual=residual,
+        )
+        summary["mpe_note"] = f"{note}; compared with the symmetric MPE on reduced states"
+    summary["dynamic_nash_gap"] = factored_gap(market, learned)
     return summary

@@ -306,6 +306,7 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
             out["eval/state_stage_gap_relative"] = float(summary["state_stage_gap"]["relative"])
     if "dynamic_nash_gap" in summary:
         out["eval/dynamic_nash_gap"] = float(summary["dynamic_nash_gap"]["dynamic_nash_gap"])
+        out["eval/dynamic_nash_gap_relative"] = float(summary["dynamic_nash_gap"]["relative"])
     if "mpe_max_ccp_diff" in summary:
         out["eval/mpe_max_ccp_diff"] = float(summary["mpe_max_ccp_diff"])
         out["eval/mpe_mean_ccp_diff"] = float(summary["mpe_mean_ccp_diff"])

@@ -6,6 +6,10 @@ when it falls), run game by game in compiled code, games spread over the cores w
 ``prange``: a stage game of 5 firms with 2 actions takes microseconds instead of the
 milliseconds that dispatching small torch operations costs. Games it leaves above the
 tolerance go on to the torch Newton polish (:func:`nashrl.equilibrium.logit.logit_equilibrium`).
+
+The iteration takes the game's deviation payoffs as a compiled function: joint payoff tables
+(:func:`logit_path`) or aggregate tables on a count grid (:func:`aggregate_logit_path`,
+:mod:`nashrl.equilibrium.aggregative_logit`).
 """
 
 from __future__ import annotations
@@ -43,8 +47,42 @@ def _respond(dev, sizes, lam, out):
 
 
 @njit(cache=True)
-def _residual(q, profiles, x, sizes, lam, dev, resp):
-    _deviations(q, profiles, x, sizes, dev)
+def _aggregate_deviations(q, index, x, sizes, out):
+    """``out[i, a]``: player i's expected payoff of action a, ``q[i, a * M + k]`` at k rival steps,
+    against the law of the rivals' steps ``sum_j index[j, a_j]`` under ``x`` (a convolution)."""
+    n_players, width = sizes.shape[0], index.shape[1]
+    m = q.shape[1] // width
+    dist = np.zeros(m)
+    new = np.zeros(m)
+    for i in range(n_players):
+        dist[:] = 0.0
+        dist[0] = 1.0
+        for j in range(n_players):
+            if j == i:
+                continue
+            new[:] = 0.0
+            for a in range(sizes[j]):
+                c = index[j, a]
+                p = x[j, a]
+                for k in range(m - c):
+                    new[k + c] += p * dist[k]
+            dist[:] = new
+        for a in range(sizes[i]):
+            total = 0.0
+            for k in range(m):
+                total += dist[k] * q[i, a * m + k]
+            out[i, a] = total
+
+
+JOINT, AGGREGATE = 0, 1
+
+
+@njit(cache=True)
+def _residual(kind, q, aux, x, sizes, lam, dev, resp):
+    if kind == AGGREGATE:
+        _aggregate_deviations(q, aux, x, sizes, dev)
+    else:
+        _deviations(q, aux, x, sizes, dev)
     _respond(dev, sizes, lam, resp)
     r = 0.0
     for i in range(sizes.shape[0]):
@@ -54,9 +92,9 @@ def _residual(q, profiles, x, sizes, lam, dev, resp):
 
 
 @njit(cache=True)
-def _iterate_one(q, profiles, x, sizes, lam, tol, max_iter, dev, resp, trial):
+def _iterate_one(kind, q, profiles, x, sizes, lam, tol, max_iter, dev, resp, trial):
     """Damped iteration at one lambda, in place on ``x``; returns the final residual."""
-    residual = _residual(q, profiles, x, sizes, lam, dev, resp)
+    residual = _residual(kind, q, profiles, x, sizes, lam, dev, resp)
     step = 1.0
     for _ in range(max_iter):
         if residual <= tol:
@@ -64,21 +102,32 @@ def _iterate_one(q, profiles, x, sizes, lam, tol, max_iter, dev, resp, trial):
         for i in range(sizes.shape[0]):
             for a in range(sizes[i]):
                 trial[i, a] = x[i, a] + step * (resp[i, a] - x[i, a])
-        new = _residual(q, profiles, trial, sizes, lam, dev, resp)
+        new = _residual(kind, q, profiles, trial, sizes, lam, dev, resp)
         if new <= residual:
             x[:, :] = trial
             residual = new
             step = min(step * 1.5, 1.0)
         else:
             step = max(step * 0.5, 1e-6)
-            residual = _residual(q, profiles, x, sizes, lam, dev, resp)  # resp back to x's response
+            residual = _residual(kind, q, profiles, x, sizes, lam, dev, resp)  # resp back to x's response
     return residual
 
 
-@njit(parallel=True, cache=True)
 def logit_path(q, profiles, sizes, lambdas, tol, path_tol, path_iter, max_iter):
     """Strategies ``[B, N, A_max]`` and residuals ``[B]`` at ``lambdas[-1]`` for games
     ``q [B, N, J]`` (joint actions row-major, ``profiles [J, N]``)."""
+    return _path(JOINT, q, profiles, sizes, lambdas, tol, path_tol, path_iter, max_iter)
+
+
+def aggregate_logit_path(q, index, sizes, lambdas, tol, path_tol, path_iter, max_iter):
+    """:func:`logit_path` for aggregate tables ``q [B, N, A, M]`` on a count grid (contribution
+    steps ``index [N, A]``)."""
+    flat = np.ascontiguousarray(q.reshape(q.shape[0], q.shape[1], -1))  # [B, N, A * M]
+    return _path(AGGREGATE, flat, index, sizes, lambdas, tol, path_tol, path_iter, max_iter)
+
+
+@njit(parallel=True, cache=True)
+def _path(kind, q, aux, sizes, lambdas, tol, path_tol, path_iter, max_iter):
     b, n = q.shape[0], sizes.shape[0]
     width = sizes.max()
     x_all = np.zeros((b, n, width))
@@ -92,7 +141,7 @@ def logit_path(q, profiles, sizes, lambdas, tol, path_tol, path_iter, max_iter):
         resp = np.zeros((n, width))
         trial = np.zeros((n, width))
         for k in range(lambdas.shape[0] - 1):
-            _iterate_one(q[g], profiles, x, sizes, lambdas[k], path_tol, path_iter, dev, resp, trial)
-        residuals[g] = _iterate_one(q[g], profiles, x, sizes, lambdas[-1], tol, max_iter, dev, resp, trial)
+            _iterate_one(kind, q[g], aux, x, sizes, lambdas[k], path_tol, path_iter, dev, resp, trial)
+        residuals[g] = _iterate_one(kind, q[g], aux, x, sizes, lambdas[-1], tol, max_iter, dev, resp, trial)
         x_all[g] = x
     return x_all, residuals

@@ -29,21 +29,37 @@ residual. A ``start`` profile (a warm start) skips the path and iterates at the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from nashrl.equilibrium.payoffs import deviation_payoffs
 
+#: ``deviations(game, strategies) -> [B, A_i]`` per player: each own action's expected payoff
+#: against the others' mixed strategies. The default reads joint payoff tensors
+#: ``[B, N, A_1, ..., A_N]``; :mod:`~nashrl.equilibrium.aggregative_logit` passes its own for
+#: games held as aggregate tables. It must be functional (no in-place writes) for Newton's Jacobians.
+Deviations = Callable[[torch.Tensor, Sequence[torch.Tensor]], list[torch.Tensor]]
 
-def logit_response(payoffs: torch.Tensor, strategies: Sequence[torch.Tensor], temperature: float) -> list[torch.Tensor]:
+
+def logit_response(
+    payoffs: torch.Tensor,
+    strategies: Sequence[torch.Tensor],
+    temperature: float,
+    deviations: Deviations = deviation_payoffs,
+) -> list[torch.Tensor]:
     """Every player's logit response ``softmax(u_i(., x_{-i}) / temperature)``."""
-    return [torch.softmax(d / temperature, dim=-1) for d in deviation_payoffs(payoffs, strategies)]
+    return [torch.softmax(d / temperature, dim=-1) for d in deviations(payoffs, strategies)]
 
 
-def logit_residual(payoffs: torch.Tensor, strategies: Sequence[torch.Tensor], temperature: float) -> torch.Tensor:
+def logit_residual(
+    payoffs: torch.Tensor,
+    strategies: Sequence[torch.Tensor],
+    temperature: float,
+    deviations: Deviations = deviation_payoffs,
+) -> torch.Tensor:
     """``[B]`` largest ``|x - logit_response(x)|``: zero exactly at a logit equilibrium."""
-    response = logit_response(payoffs, strategies, temperature)
+    response = logit_response(payoffs, strategies, temperature, deviations)
     return torch.stack([(r - x).abs().amax(-1) for r, x in zip(response, strategies)], 1).amax(1)
 
 
@@ -53,18 +69,18 @@ def logit_values(payoffs: torch.Tensor, strategies: Sequence[torch.Tensor], temp
     return torch.stack([temperature * torch.logsumexp(d / temperature, dim=-1) for d in devs], 1)
 
 
-def _iterate(payoffs, strategies, temperature, tol, max_iter):
+def _iterate(payoffs, strategies, temperature, tol, max_iter, deviations=deviation_payoffs):
     """Damped fixed-point iteration at one temperature; damping halves where the residual grows."""
     b = payoffs.shape[0]
     step = torch.ones(b, dtype=payoffs.dtype, device=payoffs.device)
-    residual = logit_residual(payoffs, strategies, temperature)
+    residual = logit_residual(payoffs, strategies, temperature, deviations)
     for _ in range(max_iter):
         if bool((residual <= tol).all()):
             break
-        response = logit_response(payoffs, strategies, temperature)
+        response = logit_response(payoffs, strategies, temperature, deviations)
         moving = (residual > tol).to(payoffs.dtype)
         trial = [x + (moving * step).unsqueeze(1) * (r - x) for x, r in zip(strategies, response)]
-        new_residual = logit_residual(payoffs, trial, temperature)
+        new_residual = logit_residual(payoffs, trial, temperature, deviations)
         better = new_residual <= residual
         strategies = [torch.where(better.unsqueeze(1), t, x) for t, x in zip(trial, strategies)]
         residual = torch.where(better, new_residual, residual)
@@ -72,19 +88,19 @@ def _iterate(payoffs, strategies, temperature, tol, max_iter):
     return strategies, residual
 
 
-def _newton(payoffs, strategies, temperature, tol, steps):
+def _newton(payoffs, strategies, temperature, tol, steps, deviations=deviation_payoffs):
     """Newton's method on ``F(x) = x - logit_response(x)`` (all players' strategies stacked),
     batched with ``torch.func``; a step is halved until the residual falls, and positivity is kept."""
     sizes = [s.shape[1] for s in strategies]
 
     def residual_vector(flat, game):
         parts = list(torch.split(flat.unsqueeze(0), sizes, dim=1))
-        response = logit_response(game.unsqueeze(0), parts, temperature)
+        response = logit_response(game.unsqueeze(0), parts, temperature, deviations)
         return (flat.unsqueeze(0) - torch.cat(response, 1)).squeeze(0)
 
     jacobian = torch.func.vmap(torch.func.jacrev(residual_vector), in_dims=(0, 0))
     flat = torch.cat(strategies, 1)
-    residual = logit_residual(payoffs, strategies, temperature)
+    residual = logit_residual(payoffs, strategies, temperature, deviations)
     for _ in range(steps):
         active = residual > tol
         if not bool(active.any()):
@@ -101,7 +117,7 @@ def _newton(payoffs, strategies, temperature, tol, steps):
         for _ in range(20):
             trial = (x + alpha.unsqueeze(1) * delta).clamp_min(1e-300)
             parts = [p / p.sum(1, keepdim=True) for p in torch.split(trial, sizes, dim=1)]
-            new = logit_residual(game, parts, temperature)
+            new = logit_residual(game, parts, temperature, deviations)
             ok = new < current
             if bool(ok.all()):
                 break
@@ -114,6 +130,17 @@ def _newton(payoffs, strategies, temperature, tol, steps):
     return list(torch.split(flat, sizes, dim=1)), residual
 
 
+def principal_path(payoffs: torch.Tensor, temperature: float, steps: int) -> torch.Tensor:
+    r"""``[steps]`` values of :math:`\lambda = 1/\sigma`, geometric from where near-uniform play is
+    the equilibrium (:math:`\lambda \max |u| = 0.1`) to the target :math:`1/` ``temperature``."""
+    scale = payoffs.flatten(1).abs().amax(1).clamp_min(1e-12)  # lambda * payoffs is what matters
+    target = 1.0 / temperature
+    first = min(target, 0.1 / float(scale.max()))
+    if steps <= 1:
+        return torch.tensor([target], dtype=torch.float64)
+    return torch.logspace(torch.log10(torch.tensor(first)), torch.log10(torch.tensor(target)), steps)
+
+
 def logit_equilibrium(
     payoffs: torch.Tensor,
     temperature: float,
@@ -123,6 +150,8 @@ def logit_equilibrium(
     path_steps: int = 30,
     max_iter: int = 2000,
     backend: str = "auto",
+    deviations: Deviations | None = None,
+    sizes: Sequence[int] | None = None,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Logit equilibria ``(strategies, residual [B])`` of games ``[B, N, A_1, ..., A_N]`` at
     ``temperature`` (the shock scale sigma > 0), on the principal branch (see the module).
@@ -130,31 +159,35 @@ def logit_equilibrium(
     (:mod:`~nashrl.equilibrium._logit_numba`) and in torch on other devices, ``"torch"`` or
     ``"numba"`` force one (the fast pass: damped iteration along the path, then Newton at the
     target); games it leaves above ``tol`` get a careful pass with Newton's method at every step
-    of the path."""
+    of the path. ``deviations`` (with the players' action counts ``sizes``) reads games held in
+    another form than joint tensors (:data:`Deviations`; the torch path then)."""
+    if deviations is None:
+        deviations, sizes = deviation_payoffs, tuple(payoffs.shape[2:])
+    elif sizes is None or backend == "numba":
+        raise ValueError("deviations: expected the players' action counts (sizes), and the torch backend")
+    sizes = tuple(int(n) for n in sizes)
     if not (isinstance(temperature, (int, float)) and temperature > 0 and temperature < float("inf")):
         raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
     if backend not in ("auto", "torch", "numba"):
         raise ValueError(f"backend: expected 'auto', 'torch' or 'numba', got {backend!r}")
     if start is not None:
         strategies = [s.to(payoffs) for s in start]
-        return _solve_at(payoffs, strategies, temperature, tol, max_iter)
-    scale = payoffs.flatten(1).abs().amax(1).clamp_min(1e-12)  # lambda * payoffs is what matters
-    target = 1.0 / temperature
-    first = min(target, 0.1 / float(scale.max()))  # near-uniform play is the equilibrium there
-    lambdas = torch.logspace(torch.log10(torch.tensor(first)), torch.log10(torch.tensor(target)), path_steps)
-    if backend == "numba" or (backend == "auto" and payoffs.device.type == "cpu"):
+        return _solve_at(payoffs, strategies, temperature, tol, max_iter, deviations)
+    lambdas = principal_path(payoffs, temperature, path_steps)
+    joint = deviations is deviation_payoffs
+    if joint and (backend == "numba" or (backend == "auto" and payoffs.device.type == "cpu")):
         strategies, residual = _numba_path(payoffs, lambdas, temperature, tol, max_iter)
     else:
-        strategies = [payoffs.new_full((payoffs.shape[0], n), 1.0 / n) for n in payoffs.shape[2:]]
+        strategies = [payoffs.new_full((payoffs.shape[0], n), 1.0 / n) for n in sizes]
         for lam in lambdas.tolist()[:-1]:  # fast pass: damped iteration along the path
-            strategies, _ = _iterate(payoffs, strategies, 1.0 / lam, max(tol, 1e-6), 40)
-        strategies, residual = _solve_at(payoffs, strategies, temperature, tol, max_iter)
+            strategies, _ = _iterate(payoffs, strategies, 1.0 / lam, max(tol, 1e-6), 40, deviations)
+        strategies, residual = _solve_at(payoffs, strategies, temperature, tol, max_iter, deviations)
     left = torch.nonzero(residual > tol).squeeze(1)
     if len(left):  # careful pass for the games the fast one lost: Newton at every step of the path
-        careful = [payoffs.new_full((len(left), n), 1.0 / n) for n in payoffs.shape[2:]]
+        careful = [payoffs.new_full((len(left), n), 1.0 / n) for n in sizes]
         for lam in lambdas.tolist()[:-1]:
-            careful, _ = _solve_at(payoffs[left], careful, 1.0 / lam, max(tol, 1e-8), max_iter // 10)
-        careful, res = _solve_at(payoffs[left], careful, temperature, tol, max_iter)
+            careful, _ = _solve_at(payoffs[left], careful, 1.0 / lam, max(tol, 1e-8), max_iter // 10, deviations)
+        careful, res = _solve_at(payoffs[left], careful, temperature, tol, max_iter, deviations)
         better = res < residual[left]
         for s, c in zip(strategies, careful):
             s[left[better]] = c[better]
@@ -187,11 +220,11 @@ def _numba_path(payoffs, lambdas, temperature, tol, max_iter):
     return strategies, residual
 
 
-def _solve_at(payoffs, strategies, temperature, tol, max_iter):
+def _solve_at(payoffs, strategies, temperature, tol, max_iter, deviations=deviation_payoffs):
     """A few damped iterations (robust far from the solution), then Newton (fast near it)."""
-    strategies, residual = _iterate(payoffs, strategies, temperature, tol, min(max_iter, 50))
+    strategies, residual = _iterate(payoffs, strategies, temperature, tol, min(max_iter, 50), deviations)
     if bool((residual > tol).any()):
-        strategies, residual = _newton(payoffs, strategies, temperature, tol, steps=50)
+        strategies, residual = _newton(payoffs, strategies, temperature, tol, 50, deviations)
     if bool((residual > tol).any()):
-        strategies, residual = _iterate(payoffs, strategies, temperature, tol, max_iter)
+        strategies, residual = _iterate(payoffs, strategies, temperature, tol, max_iter, deviations)
     return strategies, residual

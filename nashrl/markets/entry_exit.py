@@ -48,6 +48,9 @@ def tridiagonal_chain(sizes: int, stay: float, move: float, field: str) -> np.nd
 class EntryExitMarket(PrivateShockMarket):
     market_type = "entry_exit"
     action_label = "active"
+    #: Profit depends on the rivals through how many are active (:meth:`aggregate_profits`), so
+    #: Nash-Q's aggregative head holds each firm's Q at 0..N-1 active rivals (N * 2 * N outputs).
+    aggregative = True
     metadata = {**PrivateShockMarket.metadata, "name": "entry_exit_v0"}
     FIELDS = SHOCK_FIELDS | {
         "n_firms",
@@ -96,6 +99,37 @@ class EntryExitMarket(PrivateShockMarket):
             - self.theta_rn * np.log1p(rivals)
         )
         return active * profit
+
+    def contributions(self) -> np.ndarray:
+        """An active firm adds one to each rival's count of active rivals."""
+        return np.tile([0.0, 1.0], (self.n_firms, 1))
+
+    def aggregate_profits(self, state: np.ndarray, firm: int, aggregate: np.ndarray) -> np.ndarray:
+        """``[..., 2]``: ``firm``'s flow profit inactive (0) and active at states ``[..., 1 + N]``
+        (``[z, a_{t-1,1..N}]``) when ``aggregate`` ``[...]`` rivals are active (broadcast)."""
+        state = np.asarray(state, dtype=float)
+        rivals = np.asarray(aggregate, dtype=float)
+        active = (
+            self.theta_fc[firm]
+            - self.theta_ec * (1.0 - state[..., 1 + firm])
+            + self.theta_rs * (state[..., 0] + 1.0)
+            - self.theta_rn * np.log1p(rivals)
+        )
+        return np.stack([np.zeros_like(active), active], -1)
+
+    def firm_views(self) -> np.ndarray | None:
+        """With one fixed cost shared by every firm the firms are exchangeable: firm ``i`` sees the
+        market size, then last period's activity rotated to start at its own
+        ``(a_i, a_{i+1}, ..., a_{i-1})`` (``scaled`` and ``onehot`` encodings)."""
+        if np.ptp(self.theta_fc) != 0.0 or self.encoding == "state":
+            return None
+        n = self.n_firms
+        firms = (np.arange(n)[:, None] + np.arange(n)[None, :]) % n  # [i, j]: firm i's j-th entry
+        if self.encoding == "scaled":
+            return np.concatenate([np.zeros((n, 1), dtype=np.int64), 1 + firms], 1)
+        block = self.n_exo + firms[..., None] * self.n_actions + np.arange(self.n_actions)
+        exo = np.broadcast_to(np.arange(self.n_exo), (n, self.n_exo))
+        return np.concatenate([exo, block.reshape(n, -1)], 1).astype(np.int64)
 
     def profit_features(self, z: np.ndarray, previous: np.ndarray, joint: np.ndarray) -> np.ndarray:
         """``[..., N, N + 3]``: an active firm's own fixed-effect dummy, market size, minus the entry

@@ -18,7 +18,9 @@ outputs make each firm's Q-values, their stage game, its solution and its value:
   shared even quantity grid; else ``aggregate_knots`` points, linear in the market's coordinate
   between them): ``N * A * M`` outputs instead of ``N * A^N`` (10 Cournot firms with 13
   quantities: 14,170 instead of 1.4e12). Its stage games are solved for pure equilibria by
-  best-reply dynamics at a cost linear in ``N``. With ``share_firms`` (exchangeable firms) one
+  best-reply dynamics at a cost linear in ``N``, or (``logit``, markets with private shocks whose
+  aggregate is a count, such as entry) for logit equilibria against the distribution of the
+  rivals' aggregate (:mod:`~nashrl.equilibrium.aggregative_logit`). With ``share_firms`` (exchangeable firms) one
   network of ``A * M`` outputs reads each firm's own view of the state
   (:class:`~nashrl.algorithms.nash_q.module.SharedFirms`): symmetric firms share parameters.
 
@@ -46,6 +48,7 @@ from torch import nn
 
 from nashrl.equilibrium import StageGameSolution, deviation_payoffs, solve
 from nashrl.equilibrium.aggregative import Aggregation, solve_aggregative_tables
+from nashrl.equilibrium.aggregative_logit import count_index, solve_aggregative_logit, table_deviations
 
 
 def joint_index(actions: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
@@ -158,14 +161,25 @@ class AggregativeHead:
     """Output ``(i * A + a) * M + k`` is :math:`Q_i(s, a, x_k)` at aggregate knot ``k`` (``A`` the
     largest action set); between knots Q is interpolated (:class:`~nashrl.equilibrium.aggregative.Aggregation`)."""
 
-    def __init__(self, action_sizes: tuple[int, ...], aggregation: Aggregation, concept: str = "nash"):
-        if concept != "nash":
-            raise ValueError(f"solution_concept: expected 'nash' for the aggregative head, got {concept!r}")
+    def __init__(
+        self,
+        action_sizes: tuple[int, ...],
+        aggregation: Aggregation,
+        concept: str = "nash",
+        temperature: float | None = None,
+    ):
+        if concept not in ("nash", "logit"):
+            raise ValueError(f"solution_concept: expected 'nash' or 'logit' for the aggregative head, got {concept!r}")
         self.action_sizes = tuple(action_sizes)
         self.n_firms = len(self.action_sizes)
         self.width = max(self.action_sizes)
         self.aggregation = aggregation
         self.n_outputs = self.n_firms * self.width * aggregation.n_knots
+        self.concept, self.temperature = concept, temperature
+        # Logit: mixed strategies, so the rivals' aggregate is a distribution on the count grid.
+        self.index = count_index(aggregation) if concept == "logit" else None
+        if concept == "logit" and (self.index is None or temperature is None):
+            raise ValueError("solution_concept: logit with the aggregative head needs a count grid and a temperature")
 
     def stage_games(self, out: torch.Tensor) -> torch.Tensor:
         """``[B, N, A, M]`` Q tables from the layer's outputs."""
@@ -192,7 +206,10 @@ class AggregativeHead:
         return (1 - w) * both[:, : self.n_firms] + w * both[:, self.n_firms :]
 
     def solver(self, tables: torch.Tensor, selection: str = "pareto", **options) -> StageGameSolution:
-        """Pure equilibria of Q tables ``[B, N, A, M]`` (the solution cache's ``solver``)."""
+        """Pure equilibria (``nash``) or logit equilibria (``logit``) of Q tables ``[B, N, A, M]``
+        (the solution cache's ``solver``)."""
+        if self.concept == "logit":
+            return solve_aggregative_logit(tables, self.aggregation.to(tables.device), self.temperature)
         return solve_aggregative_tables(tables, self.aggregation, selection=selection)
 
     def solve(self, q: torch.Tensor, solver) -> StageGameSolution:
@@ -202,13 +219,22 @@ class AggregativeHead:
         return torch.stack([s.argmax(1) for s in strategies], 1)
 
     def values(self, q: torch.Tensor, solution: StageGameSolution) -> torch.Tensor:
-        """``[B, N]`` each firm's Q in tables ``q`` at the solution's (pure) profile."""
+        """``[B, N]`` each firm's Q in tables ``q`` at the solution's profile (logit: its expectation
+        under the mixed profile, without the shocks' rent, as the joint head's)."""
+        if self.concept == "logit":
+            strategies = [s.to(q.device) for s in solution.strategies]
+            devs = self.deviations(q, strategies)
+            return torch.stack([(d * s).sum(-1) for d, s in zip(devs, strategies)], 1)
         profile = self._profile(solution.strategies).to(q.device)
         deviations = self.deviations(q, solution.strategies)
         return torch.stack([d.gather(1, profile[:, i : i + 1]).squeeze(1) for i, d in enumerate(deviations)], 1)
 
     def deviations(self, q: torch.Tensor, strategies: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Per firm ``[B, A]``: its Q of each own action against the rivals' (pure) strategies."""
+        """Per firm ``[B, A]``: its Q of each own action against the rivals' strategies (pure; logit:
+        mixed, against the distribution of their aggregate)."""
+        if self.concept == "logit":
+            deviations = table_deviations(self.index.to(q.device), self.action_sizes)
+            return deviations(q.double(), [s.to(q.device).double() for s in strategies])
         profile = self._profile(strategies).to(q.device)
         oracle = self.aggregation.to(q.device).table_deviations(q.double())
         return [oracle(profile, i) for i in range(self.n_firms)]
@@ -272,7 +298,7 @@ def make_head(
     elif kind == "aggregative":
         if aggregation is None:
             raise ValueError("q_head: 'aggregative' needs the market's aggregation (an aggregative market)")
-        head = AggregativeHead(action_sizes, aggregation, concept)
+        head = AggregativeHead(action_sizes, aggregation, concept, temperature)
     else:
         raise ValueError(f"q_head: expected 'joint', 'independent' or 'aggregative', got {kind!r}")
     return DuelingHead(head) if dueling else head

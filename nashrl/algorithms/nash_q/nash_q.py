@@ -275,13 +275,22 @@ def nash_q_errors(config: NashQConfig) -> list[str]:
             found.append(str(err))
         if config.q_head == "aggregative" and not market.aggregative:
             found.append(
-                f"algorithm.q_head: 'aggregative' needs an aggregative market (cournot, logit_bertrand); "
-                f"{market.market_type!r} is not"
+                f"algorithm.q_head: 'aggregative' needs an aggregative market (cournot, logit_bertrand, "
+                f"entry_exit); {market.market_type!r} is not"
             )
-        if config.q_head == "aggregative" and config.solution_concept != "nash":
+        elif config.q_head == "aggregative" and config.solution_concept not in ("nash", "logit"):
             found.append(
-                "algorithm.solution_concept: the aggregative head solves for pure Nash equilibria; expected 'nash'"
+                "algorithm.solution_concept: the aggregative head solves for pure Nash or logit equilibria; "
+                f"expected 'nash' or 'logit', got {config.solution_concept!r}"
             )
+        elif config.q_head == "aggregative" and config.solution_concept == "logit":
+            from nashrl.equilibrium.aggregative_logit import count_index
+
+            if count_index(market.aggregation(config.aggregate_knots)) is None:
+                found.append(
+                    "algorithm.solution_concept: logit with q_head 'aggregative' needs contributions on one count "
+                    f"grid held at every attainable aggregate; market {market.market_type!r} does not have one"
+                )
         if config.dueling and config.q_head == "independent" and len(set(market.action_sizes)) > 1:
             found.append("algorithm.dueling: the independent head needs equal action sets for dueling")
         if config.share_firms and market.firm_views() is None:
