@@ -113,6 +113,96 @@ def _iterate_one(kind, q, profiles, x, sizes, lam, tol, max_iter, dev, resp, tri
     return residual
 
 
+@njit(cache=True)
+def _leave_two_out(x, index, sizes, m, out):
+    """``out[i, j, k]``: law of the steps of every player but ``i`` and ``j`` under ``x``."""
+    n = sizes.shape[0]
+    new = np.zeros(m)
+    for i in range(n):
+        for j in range(n):
+            dist = out[i, j]
+            dist[:] = 0.0
+            dist[0] = 1.0
+            if j == i:
+                continue
+            for h in range(n):
+                if h == i or h == j:
+                    continue
+                new[:] = 0.0
+                for a in range(sizes[h]):
+                    c = index[h, a]
+                    for k in range(m - c):
+                        new[k + c] += x[h, a] * dist[k]
+                dist[:] = new
+
+
+@njit(cache=True)
+def _aggregate_newton(q, index, x, sizes, lam, tol, steps, dev, resp, trial):
+    """Newton's method on ``F(x) = x - logit(x)`` for aggregate tables (``q [N, A * M]``), in place
+    on ``x``: the Jacobian from leave-two-out laws of the rivals' steps, a step halved until the
+    residual falls; returns the final residual."""
+    n, width = sizes.shape[0], index.shape[1]
+    m = q.shape[1] // width
+    total = 0
+    for i in range(n):
+        total += sizes[i]
+    offset = np.zeros(n, dtype=np.int64)
+    for i in range(1, n):
+        offset[i] = offset[i - 1] + sizes[i - 1]
+    two = np.zeros((n, n, m))
+    ddev = np.zeros((width, width))
+    jac = np.zeros((total, total))
+    f = np.zeros(total)
+    residual = _residual(AGGREGATE, q, index, x, sizes, lam, dev, resp)
+    for _ in range(steps):
+        if residual <= tol:
+            break
+        _leave_two_out(x, index, sizes, m, two)
+        jac[:, :] = 0.0
+        for i in range(n):
+            for a in range(sizes[i]):
+                f[offset[i] + a] = x[i, a] - resp[i, a]
+                jac[offset[i] + a, offset[i] + a] = 1.0
+            for j in range(n):
+                if j == i:
+                    continue
+                for a in range(sizes[i]):  # ddev[a, b] = d dev_i(a) / d x_j(b)
+                    for b in range(sizes[j]):
+                        c = index[j, b]
+                        v = 0.0
+                        for k in range(c, m):
+                            v += q[i, a * m + k] * two[i, j, k - c]
+                        ddev[a, b] = v
+                for b in range(sizes[j]):
+                    mean = 0.0
+                    for a in range(sizes[i]):
+                        mean += resp[i, a] * ddev[a, b]
+                    for a in range(sizes[i]):
+                        jac[offset[i] + a, offset[j] + b] = -lam * resp[i, a] * (ddev[a, b] - mean)
+        delta = np.linalg.solve(jac, -f)
+        alpha = 1.0
+        accepted = False
+        for _ in range(20):
+            for i in range(n):
+                norm = 0.0
+                for a in range(sizes[i]):
+                    trial[i, a] = max(x[i, a] + alpha * delta[offset[i] + a], 1e-300)
+                    norm += trial[i, a]
+                for a in range(sizes[i]):
+                    trial[i, a] /= norm
+            new = _residual(AGGREGATE, q, index, trial, sizes, lam, dev, resp)
+            if new < residual:
+                x[:, :] = trial
+                residual = new
+                accepted = True
+                break
+            alpha *= 0.5
+        if not accepted:
+            residual = _residual(AGGREGATE, q, index, x, sizes, lam, dev, resp)
+            break
+    return residual
+
+
 def logit_path(q, profiles, sizes, lambdas, tol, path_tol, path_iter, max_iter):
     """Strategies ``[B, N, A_max]`` and residuals ``[B]`` at ``lambdas[-1]`` for games
     ``q [B, N, J]`` (joint actions row-major, ``profiles [J, N]``)."""
@@ -142,6 +232,15 @@ def _path(kind, q, aux, sizes, lambdas, tol, path_tol, path_iter, max_iter):
         trial = np.zeros((n, width))
         for k in range(lambdas.shape[0] - 1):
             _iterate_one(kind, q[g], aux, x, sizes, lambdas[k], path_tol, path_iter, dev, resp, trial)
-        residuals[g] = _iterate_one(kind, q[g], aux, x, sizes, lambdas[-1], tol, max_iter, dev, resp, trial)
+        if kind == AGGREGATE:  # a few damped steps, Newton, then damped iteration for what is left
+            lam = lambdas[-1]
+            residual = _iterate_one(kind, q[g], aux, x, sizes, lam, max(tol, path_tol), path_iter, dev, resp, trial)
+            if residual > tol:
+                residual = _aggregate_newton(q[g], aux, x, sizes, lam, tol, 20, dev, resp, trial)
+            if residual > tol:
+                residual = _iterate_one(kind, q[g], aux, x, sizes, lam, tol, max_iter, dev, resp, trial)
+            residuals[g] = residual
+        else:
+            residuals[g] = _iterate_one(kind, q[g], aux, x, sizes, lambdas[-1], tol, max_iter, dev, resp, trial)
         x_all[g] = x
     return x_all, residuals

@@ -25,9 +25,15 @@ equilibrium :math:`\sigma_i = \mathrm{softmax}(u_i(\cdot, \sigma_{-i}) / \tau)` 
 Palfrey 1995) is then found by the general solver's principal-branch path
 (:func:`nashrl.equilibrium.logit.logit_equilibrium`, damped iteration along a geometric path in
 :math:`1/\tau` from uniform play, Newton at the target) with these deviation payoffs in place of
-the joint tensor's (on the CPU the path runs in compiled code,
-:func:`nashrl.equilibrium._logit_numba.aggregate_logit_path`, and the torch solver takes only the
-games it leaves above the tolerance). A player's value including the shocks' expected maximum is
+the joint tensor's. On the CPU the path runs in compiled code
+(:func:`nashrl.equilibrium._logit_numba.aggregate_logit_path`: damped iteration at 12 points of
+the path, then Newton's method at the target with the Jacobian from leave-two-out laws of the
+rivals' aggregate), on the tables less each firm's mean over its own actions (which changes no
+equilibrium and starts the path where the payoff *differences* make play near-uniform); the torch
+solver takes the games it leaves above the tolerance (Newton from where it ended, then a
+30-point path with Newton at every point). Where the principal branch folds, a finer or coarser
+path can land on another branch: the result is still a logit equilibrium, verified by its
+residual. A player's value including the shocks' expected maximum is
 :math:`\tau \log \sum_a \exp(u_i(a, \sigma_{-i}) / \tau)`.
 
 This is the stage game of soft Nash-Q with an aggregative head in markets with private shocks:
@@ -48,6 +54,13 @@ from nashrl.equilibrium._optional import compiled
 from nashrl.equilibrium.aggregative import Aggregation
 from nashrl.equilibrium.logit import logit_equilibrium, principal_path
 from nashrl.equilibrium.solver import StageGameSolution
+
+#: Residual to which each point of the path before the target is solved: enough to stay on the
+#: branch (the next point starts from it), far cheaper than the target's tolerance.
+PATH_TOL = 1e-4
+#: Points of the careful (torch) path for the games the fast one leaves: those whose branch bends
+#: sharply need a finer path (the general solver's default).
+CAREFUL_PATH_STEPS = 30
 
 
 def count_index(aggregation: Aggregation) -> torch.Tensor | None:
@@ -127,33 +140,46 @@ def solve_aggregative_logit(
     tables = tables.detach().double()
     sizes = aggregation.sizes
     deviations = table_deviations(index.to(tables.device), sizes)
+    # A firm's choice depends on differences of its payoffs across its own actions: removing each
+    # firm's mean over its actions at every aggregate leaves the equilibria (and the principal
+    # branch) unchanged, and starts the path where those differences, not the common level of
+    # the continuation values, make play near-uniform. Values are taken from the tables themselves.
+    own = torch.zeros(len(sizes), tables.shape[2], 1, dtype=tables.dtype, device=tables.device)
+    for i, n in enumerate(sizes):
+        own[i, :n] = 1.0 / n
+    strategic = (tables - (tables * own).sum(2, keepdim=True)) * (own > 0)
     kernel = compiled("_logit_numba") if tables.device.type == "cpu" else None
     if kernel is None or tables.shape[0] == 0:
         strategies, residual = logit_equilibrium(
-            tables, temperature, tol=tol, path_steps=path_steps, backend="torch", deviations=deviations, sizes=sizes
+            strategic, temperature, tol=tol, path_steps=path_steps, backend="torch", deviations=deviations, sizes=sizes
         )
     else:  # the path in compiled code; the torch solver (Newton, careful path) for what it leaves
-        lambdas = principal_path(tables, temperature, path_steps).double().numpy()
+        lambdas = principal_path(strategic, temperature, path_steps).double().numpy()
         x, res = kernel.aggregate_logit_path(
-            np.ascontiguousarray(tables.numpy()),
+            np.ascontiguousarray(strategic.numpy()),
             np.ascontiguousarray(index.numpy()),
             np.asarray(sizes, dtype=np.int64),
             lambdas,
             tol,
-            max(tol, 1e-6),
+            PATH_TOL,
             40,
             2000,
         )
         strategies = [torch.from_numpy(x[:, i, :n]).clone() for i, n in enumerate(sizes)]
         residual = torch.from_numpy(res)
-        left = torch.nonzero(residual > tol).squeeze(1)
-        if len(left):  # damped iteration, Newton, damped iteration (torch) from where the path ended
+        # What the compiled path leaves: Newton (torch) from where it ended, then the torch solver's
+        # own path with its careful pass (Newton at every step), as for joint tables.
+        for start in (True, False):
+            left = torch.nonzero(residual > tol).squeeze(1)
+            if not len(left):
+                break
             polished, again = logit_equilibrium(
-                tables[left],
+                strategic[left],
                 temperature,
-                start=[s[left] for s in strategies],
+                start=[s[left] for s in strategies] if start else None,
                 tol=tol,
-                max_iter=200,
+                path_steps=path_steps if start else CAREFUL_PATH_STEPS,
+                max_iter=200 if start else 2000,
                 backend="torch",
                 deviations=deviations,
                 sizes=sizes,
