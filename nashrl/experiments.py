@@ -113,7 +113,7 @@ def run_suite(path: str | Path, only: list[str] | None = None, resume: bool = Fa
                 continue
             started = time.time()
             summary = run_training(validate(config), quiet=True)
-            evaluation = evaluate_checkpoint(summary["checkpoint"])
+            evaluation = evaluate_checkpoint(summary["checkpoint"], summary=summary["evaluation"])
             row = {
                 "experiment": exp["name"],
                 "algorithm": config["algorithm"]["name"],

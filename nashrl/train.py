@@ -143,14 +143,20 @@ def run_training(config: dict[str, Any], resume: str | None = None, quiet: bool 
         atomic_write_text(run_dir / "experiment.yaml", yaml.safe_dump(config, sort_keys=False))
         history = _history_until(resume, resumed) if resume is not None else []
         summary = _loop(trainer, config, run_dir, quiet, history)
-        # The same start state, seed and length as the final checkpoint's evaluation: the same numbers.
+        # The same start state, seed and length as the final checkpoint's evaluation: the same numbers
+        # (those of the last in-training evaluation when it was at the last iteration: reused).
         summary["final_state"] = trainer.final_state()
-        summary["evaluation"] = summarize(
-            trainer.policy(),
-            make_market(config["market"]),
-            steps=config["run"]["evaluation_steps"],
-            seed=config["run"]["seed"],
-            start_state=summary["final_state"],
+        last = summary.pop("last_evaluation", None)
+        summary["evaluation"] = (
+            last
+            if last is not None
+            else summarize(
+                trainer.policy(),
+                make_market(config["market"]),
+                steps=config["run"]["evaluation_steps"],
+                seed=config["run"]["seed"],
+                start_state=summary["final_state"],
+            )
         )
     except BaseException as err:
         if run_dir is not None:
@@ -217,6 +223,7 @@ def _loop(
     started = time.time()
     metrics: dict[str, float] = {}
     last_ckpt = None
+    last_eval: tuple[int, dict[str, Any]] | None = None  # (iteration, summary) of the latest evaluation
     every = config["run"]["checkpoint_every"]
     try:
         while True:
@@ -238,6 +245,7 @@ def _loop(
                     trainer.policy(), market, steps=steps, seed=config["run"]["seed"], start_state=trainer.final_state()
                 )
                 metrics.update(scalar_metrics(ev))
+                last_eval = (int(metrics["iteration"]), ev)
             log.log(metrics)
             bar.update(int(metrics.get("env_steps", 0)) - bar.n)
             shown = {k: v for k, v in metrics.items() if ("loss" in k or "return" in k) and math.isfinite(v)}
@@ -252,4 +260,7 @@ def _loop(
         bar.close()
         log.close()
     # Absolute, so the printed path works from anywhere (Algorithm.from_checkpoint needs one).
-    return {"final_metrics": metrics, "checkpoint": str(last_ckpt.resolve()), "wall_time_s": time.time() - started}
+    out = {"final_metrics": metrics, "checkpoint": str(last_ckpt.resolve()), "wall_time_s": time.time() - started}
+    if last_eval is not None and last_eval[0] == int(metrics["iteration"]):
+        out["last_evaluation"] = last_eval[1]
+    return out

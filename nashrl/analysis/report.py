@@ -49,17 +49,21 @@ def can_punish(market) -> bool:
     return not market.sequential and market.stage_game_is_benchmark and getattr(market, "memory", 0) > 0
 
 
-def evaluate_checkpoint(checkpoint: str | Path, steps: int | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str | Path, steps: int | None = None, summary: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The checkpoint's long-run greedy outcome against theory, from the state training reached
     (stored in the checkpoint), with the run's seed and ``evaluation_steps`` unless ``steps``
-    is given: the same numbers as the run's final summary."""
+    is given: the same numbers as the run's final summary (pass that as ``summary`` to skip
+    computing it again: in games too large to enumerate it is the costly part)."""
     meta = read_meta(checkpoint)
     config, run_dir = experiment_of(checkpoint)
     policy = load_policy(checkpoint, config)
     market = make_market(config["market"])
     steps = config["run"]["evaluation_steps"] if steps is None else steps
     seed, start = config["run"]["seed"], meta.get("final_state")
-    summary = summarize(policy, market, steps=steps, seed=seed, start_state=start)
+    if summary is None:
+        summary = summarize(policy, market, steps=steps, seed=seed, start_state=start)
     result = {"checkpoint": str(checkpoint), "meta": meta, "summary": summary}
     if not market.private_shocks:  # (with private shocks play is random: the summary compares CCPs)
         path = play(policy, market, steps, seed, start_state=start)

@@ -20,8 +20,9 @@ profit is computed once, in chunks of states, from the market's own ``flow_profi
 
 The best response solves the single-agent dynamic discrete choice problem
 :math:`V(x) = E \max_a [v_i(x, a) + \varepsilon(a)]` (:class:`~nashrl.theory.ccp.ShockLaw`) by
-value iteration; the learned profile's own value by the same iteration with the choice fixed. Both
-stop with McQueen-Porteus bounds (Puterman 1994, section 6.6.3): with
+value iteration; the learned profile's own value by the same iteration with the choice fixed (the
+two as two value columns of one matrix product per step, first with the rivals' table in float32,
+then in float64). Both stop with McQueen-Porteus bounds (Puterman 1994, section 6.6.3): with
 :math:`\Delta = V_{k+1} - V_k`, the fixed point lies within
 :math:`V_{k+1} + \frac{\beta}{1-\beta}[\min \Delta, \max \Delta]`, so the midpoint is returned once
 :math:`\frac{\beta}{1-\beta}(\max\Delta - \min\Delta) / 2 \le` ``tol``; in markets whose state
@@ -110,45 +111,60 @@ class FactoredGame:
         return out
 
     def expected_next(self, values: torch.Tensor, rivals: torch.Tensor, firm: int) -> torch.Tensor:
-        """``[S, A]``: :math:`E[V(x') \\mid x, a_i]` (module doc) of ``values`` ``[S]``."""
-        w = self.exo @ values.reshape(self.z, self.n_profiles)  # [Z, A^N]
-        per_z = self.own_first(w, firm).transpose(1, 2)  # [Z, A^(N-1), A]
-        return torch.bmm(rivals.view(self.z, self.n_profiles, -1), per_z).reshape(self.n_states, self.a)
+        """``[S, A, C]``: :math:`E[V(x') \\mid x, a_i]` (module doc) of ``C`` value columns
+        ``values`` ``[S, C]``, in ``rivals``' precision (float64 results)."""
+        c = values.shape[1]
+        w = torch.einsum("zy,yjc->zjc", self.exo, values.reshape(self.z, self.n_profiles, c))  # [Z, A^N, C]
+        per_z = self.own_first(w.transpose(1, 2), firm)  # [Z, C, A, A^(N-1)]
+        per_z = per_z.reshape(self.z, c * self.a, -1).transpose(1, 2).to(rivals.dtype)  # [Z, A^(N-1), C * A]
+        out = torch.bmm(rivals.view(self.z, self.n_profiles, -1), per_z).double()  # [Z, A^N, C * A]
+        return out.reshape(self.n_states, c, self.a).transpose(1, 2)
 
 
 def _iterate(step, start: torch.Tensor, beta: float, tol: float, max_iter: int) -> tuple[torch.Tensor, int]:
-    """Value iteration ``V <- step(V)`` to the McQueen-Porteus midpoint (module doc)."""
+    """Value iteration ``V <- step(V)`` on value columns ``[S, C]`` to the McQueen-Porteus midpoint
+    of every column (module doc)."""
     v = start
     factor = beta / (1.0 - beta)
     for k in range(1, max_iter + 1):
         new = step(v)
         delta = new - v
-        low, high = float(delta.min()), float(delta.max())
+        low, high = delta.amin(0), delta.amax(0)
         v = new
-        if factor * (high - low) / 2 <= tol:
+        if float((factor * (high - low) / 2).max()) <= tol:
             return v + factor * (high + low) / 2, k
-    raise RuntimeError(f"value iteration did not converge in {max_iter} steps (span {factor * (high - low):.3g})")
+    span = float((factor * (high - low)).max())
+    raise RuntimeError(f"value iteration did not converge in {max_iter} steps (span {span:.3g})")
+
+
+#: Bellman steps run with the rivals' table in float32 (half the memory traffic of the step's
+#: matrix product) until the McQueen-Porteus bound reaches this, before float64 steps to ``tol``.
+SINGLE_PRECISION_TOL = 1e-4
 
 
 def firm_values(game: FactoredGame, p: torch.Tensor, firm: int, tol: float = 1e-9, max_iter: int = 20_000):
     """``(V^P [S], V^BR [S], BR CCPs [S, A], iterations)``: firm ``firm``'s value when every firm
-    plays ``p`` and when it best-responds to the others' ``p`` (shocks included, centred)."""
+    plays ``p`` and when it best-responds to the others' ``p`` (shocks included, centred). Both
+    iterate together (two value columns of one matrix product per step), first in float32 to
+    :data:`SINGLE_PRECISION_TOL`, then in float64 from there to ``tol``."""
     rivals = game.rivals(p, firm)
     flow = game.expected_flow(p, rivals, firm)
     own = p[firm]
     shock = game.shocks.expected_shock(own)
 
-    def follow(v):
-        return (own * (flow + game.beta * game.expected_next(v, rivals, firm))).sum(-1) + shock
+    def step_with(table):
+        def step(v):  # column 0: follow p; column 1: best response
+            ahead = flow.unsqueeze(-1) + game.beta * game.expected_next(v, table, firm)  # [S, A, 2]
+            follow = (own * ahead[..., 0]).sum(-1) + shock
+            return torch.stack([follow, game.shocks.expected_max(ahead[..., 1])], 1)
 
-    def best(v):
-        return game.shocks.expected_max(flow + game.beta * game.expected_next(v, rivals, firm))
+        return step
 
-    zero = torch.zeros(game.n_states, dtype=torch.float64)
-    policy, k1 = _iterate(follow, zero, game.beta, tol, max_iter)
-    response, k2 = _iterate(best, policy, game.beta, tol, max_iter)
-    ccp = game.shocks.response(flow + game.beta * game.expected_next(response, rivals, firm))
-    return policy, response, ccp, k1 + k2
+    zero = torch.zeros(game.n_states, 2, dtype=torch.float64)
+    rough, k1 = _iterate(step_with(rivals.float()), zero, game.beta, max(tol, SINGLE_PRECISION_TOL), max_iter)
+    values, k2 = _iterate(step_with(rivals), rough, game.beta, tol, max_iter)
+    ccp = game.shocks.response(flow + game.beta * game.expected_next(values[:, 1:], rivals, firm)[..., 0])
+    return values[:, 0], values[:, 1], ccp, k1 + k2
 
 
 def stationary(game: FactoredGame, p: torch.Tensor, tol: float = 1e-12, max_iter: int = 10_000) -> torch.Tensor:
