@@ -32,7 +32,7 @@ from nashrl.markets import make_market
 from nashrl.theory.ccp import CCPGame, iterate, solve_mpe
 from nashrl.theory.symmetric_entry import full_ccp, symmetric_mpe
 
-MAX_PSI, MAX_ITER, MAX_SOLVE = 10, 8, 7
+MAX_PSI, MAX_ITER, MAX_SOLVE = 10, 8, 6
 
 
 def market(n: int):

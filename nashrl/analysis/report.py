@@ -345,10 +345,15 @@ def _learning_curves(runs, figures: Path, ev: dict[str, Any]) -> list[str]:
 
 def _ccp_table(name: str | None, ev: dict[str, Any]) -> list[str]:
     """Games with private shocks: the learned CCPs against the closest MPE."""
-    if "mpe_note" in ev:
+    if "mpe_note" in ev and "dynamic_nash_gap" not in ev:
         return [f"## Learned choice probabilities{'' if name is None else f': {name}'}", "", ev["mpe_note"], ""]
     gap = ev["dynamic_nash_gap"]
     lines = [f"## Learned choice probabilities against the MPE{'' if name is None else f': {name}'}", ""]
+    if "mpe_note" in ev:  # a game too large for the joint tables: factored best responses
+        lines += [
+            ev["mpe_note"] + (" (gap: firm 0; the others equal it by symmetry)" if gap.get("by_symmetry") else ""),
+            "",
+        ]
     lines += [
         "| measure | value |",
         "|---|---|",
