@@ -92,13 +92,11 @@ class EntryExitMarket(PrivateShockMarket):
         active = joint.astype(float)
         rivals = active.sum(-1, keepdims=True) - active
         size = np.asarray(z, dtype=float)[..., None] + 1.0  # s in 1..S
-        profit = (
-            self.theta_fc
-            - self.theta_ec * (1.0 - np.asarray(previous, dtype=float))
-            + self.theta_rs * size
-            - self.theta_rn * np.log1p(rivals)
-        )
-        return active * profit
+        return active * self._active_profit(self.theta_fc, np.asarray(previous, dtype=float), size, rivals)
+
+    def _active_profit(self, theta_fc, previous, size, rivals):
+        """The module doc's profit of an active firm (broadcast over its arguments)."""
+        return theta_fc - self.theta_ec * (1.0 - previous) + self.theta_rs * size - self.theta_rn * np.log1p(rivals)
 
     def contributions(self) -> np.ndarray:
         """An active firm adds one to each rival's count of active rivals."""
@@ -109,12 +107,7 @@ class EntryExitMarket(PrivateShockMarket):
         (``[z, a_{t-1,1..N}]``) when ``aggregate`` ``[...]`` rivals are active (broadcast)."""
         state = np.asarray(state, dtype=float)
         rivals = np.asarray(aggregate, dtype=float)
-        active = (
-            self.theta_fc[firm]
-            - self.theta_ec * (1.0 - state[..., 1 + firm])
-            + self.theta_rs * (state[..., 0] + 1.0)
-            - self.theta_rn * np.log1p(rivals)
-        )
+        active = self._active_profit(self.theta_fc[firm], state[..., 1 + firm], state[..., 0] + 1.0, rivals)
         return np.stack([np.zeros_like(active), active], -1)
 
     def firm_views(self) -> np.ndarray | None:
