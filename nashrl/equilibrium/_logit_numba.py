@@ -47,6 +47,20 @@ def _respond(dev, sizes, lam, out):
 
 
 @njit(cache=True)
+def _add_player(dist, new, steps, probs, size):
+    """In place: ``dist`` (a law over ``M`` aggregate steps) becomes the law of its sum with one
+    more player's steps, ``steps[a]`` with probability ``probs[a]``; ``new`` is scratch space."""
+    m = dist.shape[0]
+    new[:] = 0.0
+    for a in range(size):
+        c = steps[a]
+        p = probs[a]
+        for k in range(m - c):
+            new[k + c] += p * dist[k]
+    dist[:] = new
+
+
+@njit(cache=True)
 def _aggregate_deviations(q, index, x, sizes, out):
     """``out[i, a]``: player i's expected payoff of action a, ``q[i, a * M + k]`` at k rival steps,
     against the law of the rivals' steps ``sum_j index[j, a_j]`` under ``x`` (a convolution)."""
@@ -60,13 +74,7 @@ def _aggregate_deviations(q, index, x, sizes, out):
         for j in range(n_players):
             if j == i:
                 continue
-            new[:] = 0.0
-            for a in range(sizes[j]):
-                c = index[j, a]
-                p = x[j, a]
-                for k in range(m - c):
-                    new[k + c] += p * dist[k]
-            dist[:] = new
+            _add_player(dist, new, index[j], x[j], sizes[j])
         for a in range(sizes[i]):
             total = 0.0
             for k in range(m):
@@ -128,12 +136,7 @@ def _leave_two_out(x, index, sizes, m, out):
             for h in range(n):
                 if h == i or h == j:
                     continue
-                new[:] = 0.0
-                for a in range(sizes[h]):
-                    c = index[h, a]
-                    for k in range(m - c):
-                        new[k + c] += x[h, a] * dist[k]
-                dist[:] = new
+                _add_player(dist, new, index[h], x[h], sizes[h])
 
 
 @njit(cache=True)

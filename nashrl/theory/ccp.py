@@ -93,6 +93,18 @@ class ShockLaw:
         return choice_values[..., 0] + self.difference_scale * (d * torch.special.ndtr(d) + _normal_pdf(d))
 
 
+def product_law(ccps: list[torch.Tensor]) -> torch.Tensor:
+    """``[S, A^k]``: probability of the joint action of ``k`` firms choosing independently at each
+    state, :math:`\\prod_j P_j(a_j \\mid x)`, from their CCPs ``[S, A]`` each; the first firm's axis
+    is the slowest (row-major, as joint-action indices are everywhere in nashrl)."""
+    if not ccps:
+        raise ValueError("ccps: expected at least one firm's choice probabilities")
+    out = ccps[0]
+    for p in ccps[1:]:
+        out = (out.unsqueeze(-1) * p.unsqueeze(1)).flatten(1)
+    return out
+
+
 @dataclass
 class CCPGame:
     """The arrays of a private-shock game the MPE computations use (float64 tensors)."""
@@ -135,10 +147,7 @@ class CCPGame:
     # ----- the pieces of Psi -----
     def joint(self, ccp: torch.Tensor) -> torch.Tensor:
         """``[S, J]`` probability of each joint action at each state, ``ccp`` ``[N, S, A]``."""
-        out = ccp[0]
-        for i in range(1, self.n_firms):
-            out = (out.unsqueeze(-1) * ccp[i].unsqueeze(1)).flatten(1)
-        return out
+        return product_law(list(ccp))
 
     def transition(self, joint: torch.Tensor) -> torch.Tensor:
         """``[S, S]`` state transition: next state ``(z', a)`` with probability ``Pi(z, z') P(a | x)``."""

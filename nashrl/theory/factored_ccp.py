@@ -42,7 +42,7 @@ import torch
 
 from nashrl.equilibrium.aggregative_logit import count_index, rival_distributions
 from nashrl.markets.validation import ConfigError
-from nashrl.theory.ccp import PROB_FLOOR, ShockLaw
+from nashrl.theory.ccp import PROB_FLOOR, ShockLaw, product_law
 
 #: Largest ``S * A^(N-1)`` (the rivals' joint-action table of one firm) held in memory.
 MAX_FACTORED_ENTRIES = 100_000_000
@@ -65,6 +65,10 @@ class FactoredGame:
         self.beta = float(market.discount)
         self.exo = torch.as_tensor(market.exo_transition, dtype=torch.float64)
         self.shocks = ShockLaw(market.shock, float(market.sigma))
+        # the rivals' aggregate on a count grid (expected_flow's short cut), or None
+        self.aggregation = market.aggregation() if market.aggregative else None
+        self.count_index = count_index(self.aggregation) if self.aggregation is not None else None
+        self.states = market.state_array()
 
     def _clean(self, ccp: np.ndarray | torch.Tensor) -> torch.Tensor:
         p = torch.as_tensor(np.asarray(ccp), dtype=torch.float64)
@@ -76,11 +80,8 @@ class FactoredGame:
 
     def rivals(self, p: torch.Tensor, firm: int) -> torch.Tensor:
         """``[S, A^(N-1)]``: :math:`R_i(x, a_{-i})`, rivals in increasing order, row-major."""
-        out = torch.ones(self.n_states, 1, dtype=torch.float64)
-        for j in range(self.n):
-            if j != firm:
-                out = (out.unsqueeze(-1) * p[j].unsqueeze(1)).flatten(1)
-        return out
+        ones = torch.ones(self.n_states, 1, dtype=torch.float64)  # the law of no rivals, for one firm
+        return product_law([ones] + [p[j] for j in range(self.n) if j != firm])
 
     def own_first(self, table: torch.Tensor, firm: int) -> torch.Tensor:
         """``[..., A, A^(N-1)]`` of a ``[..., A^N]`` table over joint actions, firm's axis first."""
@@ -93,11 +94,10 @@ class FactoredGame:
         aggregative market on a count grid, its ``aggregate_profits`` against the law of the
         rivals' aggregate (:mod:`~nashrl.equilibrium.aggregative_logit`), else its flow profits
         over every joint action, in chunks of states."""
-        states = self.market.state_array()
-        index = count_index(self.market.aggregation()) if self.market.aggregative else None
-        if index is not None:
-            knots = self.market.aggregation().knots[firm].numpy()  # the rivals' aggregate values
-            law = rival_distributions(list(p), index, len(knots))[:, firm]  # [S, M]
+        states = self.states
+        if self.count_index is not None:
+            knots = self.aggregation.knots[firm].numpy()  # the rivals' aggregate values
+            law = rival_distributions(list(p), self.count_index, len(knots))[:, firm]  # [S, M]
             table = self.market.aggregate_profits(states[:, None, :], firm, knots[None, :])  # [S, M, A]
             return torch.einsum("sk,ska->sa", law, torch.as_tensor(table, dtype=torch.float64))
         joint = self.market.all_profiles()
@@ -143,7 +143,7 @@ SINGLE_PRECISION_TOL = 1e-4
 
 
 def firm_values(game: FactoredGame, p: torch.Tensor, firm: int, tol: float = 1e-9, max_iter: int = 20_000):
-    """``(V^P [S], V^BR [S], BR CCPs [S, A], iterations)``: firm ``firm``'s value when every firm
+    """``(V^P [S], V^BR [S], iterations)``: firm ``firm``'s value when every firm
     plays ``p`` and when it best-responds to the others' ``p`` (shocks included, centred). Both
     iterate together (two value columns of one matrix product per step), first in float32 to
     :data:`SINGLE_PRECISION_TOL`, then in float64 from there to ``tol``."""
@@ -163,18 +163,14 @@ def firm_values(game: FactoredGame, p: torch.Tensor, firm: int, tol: float = 1e-
     zero = torch.zeros(game.n_states, 2, dtype=torch.float64)
     rough, k1 = _iterate(step_with(rivals.float()), zero, game.beta, max(tol, SINGLE_PRECISION_TOL), max_iter)
     values, k2 = _iterate(step_with(rivals), rough, game.beta, tol, max_iter)
-    ccp = game.shocks.response(flow + game.beta * game.expected_next(values[:, 1:], rivals, firm)[..., 0])
-    return values[:, 0], values[:, 1], ccp, k1 + k2
+    return values[:, 0], values[:, 1], k1 + k2
 
 
 def stationary(game: FactoredGame, p: torch.Tensor, tol: float = 1e-12, max_iter: int = 10_000) -> torch.Tensor:
     """``[S]`` ergodic distribution of the public state when every firm plays ``p``, by power
     iteration from the uniform distribution: :math:`\\mu'(z', a) = \\sum_x \\mu(x) \\Pi(z, z')
     \\prod_j P_j(a_j \\mid x)`."""
-    joint = torch.ones(game.n_states, 1, dtype=torch.float64)
-    for j in range(game.n):
-        joint = (joint.unsqueeze(-1) * p[j].unsqueeze(1)).flatten(1)  # [S, A^N]
-    joint = joint.view(game.z, game.n_profiles, game.n_profiles)
+    joint = product_law(list(p)).view(game.z, game.n_profiles, game.n_profiles)  # [Z, A^N, A^N]
     mu = torch.full((game.n_states,), 1.0 / game.n_states, dtype=torch.float64)
     for _ in range(max_iter):
         today = torch.einsum("zs,zsa->za", mu.view(game.z, game.n_profiles), joint)  # [Z, A^N]
@@ -202,20 +198,23 @@ def rotation_equivariant(market, ccp: np.ndarray, tol: float = 1e-9) -> bool:
     return True
 
 
-def factored_gap(market, ccp: np.ndarray, firms: list[int] | None = None, tol: float = 1e-9) -> dict[str, Any]:
+def factored_gap(
+    market, ccp: np.ndarray, firms: list[int] | None = None, tol: float = 1e-9, mu: torch.Tensor | None = None
+) -> dict[str, Any]:
     """:func:`nashrl.theory.ccp.best_response_gap`'s figures without joint tables: each firm's exact
     best response to the others' ``ccp`` ``[N, S, A]`` (every firm, or ``firms``; firm 0 alone
     when the profile is :func:`rotation_equivariant`, ``by_symmetry`` then says so), its gain over
     the profile's value in money (largest over states), relative to the mean :math:`|V^P|` over
-    states and firms computed, and weighted by the profile's ergodic distribution."""
+    states and firms computed, and weighted by the profile's ergodic distribution (``mu`` where
+    the caller has it, else :func:`stationary`)."""
     game = FactoredGame(market)
     p = game._clean(ccp)
-    mu = stationary(game, p)
+    mu = stationary(game, p) if mu is None else mu
     by_symmetry = firms is None and rotation_equivariant(market, p.numpy())
     firms = [0] if by_symmetry else list(range(game.n)) if firms is None else list(firms)
     gains, ergodic, scales, iterations = [], [], [], 0
     for i in firms:
-        policy, response, _, k = firm_values(game, p, i, tol)
+        policy, response, k = firm_values(game, p, i, tol)
         gain = (response - policy).clamp_min(0.0)
         gains.append(float(gain.max()))
         ergodic.append(float((mu * gain).sum() / (mu * policy.abs()).sum().clamp_min(1e-12)))
