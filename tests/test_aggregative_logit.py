@@ -210,3 +210,30 @@ def test_the_symmetric_mpe_is_a_best_response_to_itself_and_symmetry_is_detected
     assert not rotation_equivariant(market, bent)
     gap = factored_gap(market, bent)
     assert gap["firms"] == list(range(8)) and gap["per_firm"][3] > 1e-3
+
+
+def test_long_run_entry_and_exit_of_the_mpe_and_of_a_factored_law():
+    """AM's MPE: in its ergodic law the expected number active today equals the number active
+    last period, and entries equal exits (both hold only at the profile's stationary law); the
+    factored power iteration gives the exact law's figures; a market without entry gives None."""
+    from nashrl.analysis.ccp_eval import long_run_activity
+    from nashrl.theory.ccp import cached_mpe, stationary
+    from nashrl.theory.factored_ccp import FactoredGame
+    from nashrl.theory.factored_ccp import stationary as factored_stationary
+
+    market = make_market({"type": "entry_exit"})
+    result = cached_mpe(market)
+    ccp, game = result["equilibria"][0].ccp, result["game"]
+    mu = stationary(game.transition(game.joint(torch.as_tensor(ccp)))).numpy()
+    got = long_run_activity(market, ccp, mu)
+    incumbents = market.state_array()[:, 1:].sum(1)
+    assert got["active_firms"] == pytest.approx(float(mu @ incumbents), rel=1e-9)
+    assert got["entries"] == pytest.approx(got["exits"], rel=1e-9)
+    assert 0.5 < got["active_firms"] < 4.5 and got["entries"] > 0.01
+    uniform = long_run_activity(market, ccp, np.ones(market.n_states))  # not the stationary law
+    assert abs(uniform["entries"] - uniform["exits"]) > 1e-3
+    factored = factored_stationary(FactoredGame(market), torch.as_tensor(ccp)).numpy()
+    for key, value in long_run_activity(market, ccp, factored).items():
+        assert value == pytest.approx(got[key], rel=1e-8)
+    cournot = make_market({"type": "cournot", "n_firms": 2})
+    assert long_run_activity(cournot, np.ones((2, 1, 2)) / 2, np.ones(1)) is None

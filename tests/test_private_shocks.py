@@ -482,6 +482,10 @@ def test_entry_exit_run_evaluates_and_reports_ccps_against_the_mpe(ray_session, 
     assert ev["ccp_estimate"] == "exact" and ev["mpe_equilibria"] == 1
     assert 0 < ev["mpe_max_ccp_diff"] <= 1 and ev["mpe_visited_states"] == 154
     assert "eval/mpe_max_ccp_diff" in summary["final_metrics"]
+    # Long-run entry: the learned profile's figures are logged, the MPE's beside them.
+    assert summary["final_metrics"]["eval/ergodic_active_firms"] == pytest.approx(ev["ergodic_active_firms"])
+    assert 0 < ev["ergodic_active_firms"] < 5 and 0 < ev["mpe_ergodic_entries"] < 5
+    assert ev["ergodic_entries"] == pytest.approx(ev["ergodic_exits"], rel=1e-6)  # at its own stationary law
     assert evaluate_checkpoint(summary["checkpoint"])["summary"] == ev
     report = write_report([summary["run_dir"]], out_dir=tmp_path / "report")
     assert "Learned choice probabilities against the MPE" in report.read_text()

@@ -47,6 +47,25 @@ def policy_ccps(policy, market, draws: int = 4000, seed: int = 0) -> tuple[np.nd
     return out, f"monte carlo, {draws} shock draws per state (standard error <= {0.5 / np.sqrt(draws):.4f})"
 
 
+def long_run_activity(market, ccp: np.ndarray, mu: np.ndarray) -> dict[str, float] | None:
+    """Long-run entry and exit of an entry market (actions: inactive 0, active 1; the state holds
+    last period's actions) whose firms play ``ccp`` ``[N, S, 2]`` with ergodic law ``mu`` ``[S]``:
+    mean number of active firms :math:`E_\\mu[\\sum_i P_i(1 \\mid x)]`, entries per period
+    :math:`E_\\mu[\\sum_i (1 - x_i) P_i(1 \\mid x)]` and exits :math:`E_\\mu[\\sum_i x_i P_i(0 \\mid x)]`,
+    the industry-dynamics statistics read off a dynamic entry game (in steady state entries equal
+    exits). None for other markets."""
+    if market.action_label != "active" or market.n_actions != 2:
+        return None
+    incumbent = market.state_array()[:, 1:].T.astype(float)  # [N, S]: x_i, active last period
+    active = np.asarray(ccp)[:, :, 1]
+    w = np.asarray(mu, float) / float(np.sum(mu))
+    return {
+        "active_firms": float(w @ active.sum(0)),
+        "entries": float(w @ ((1 - incumbent) * active).sum(0)),
+        "exits": float(w @ (incumbent * (1 - active)).sum(0)),
+    }
+
+
 def ccp_differences(game: CCPGame, eq_ccp: np.ndarray, learned: np.ndarray) -> dict[str, Any]:
     """Largest and ergodic-mean |learned - MPE| (over firms and actions) on the MPE's visited states."""
     mu = stationary(game.transition(game.joint(torch.as_tensor(eq_ccp)))).numpy()
@@ -108,7 +127,24 @@ def ccp_summary(policy, market, draws: int = 4000, seed: int = 0) -> dict[str, A
         summary["mpe_closest_equilibrium"] = best["equilibrium"]
         summary["mpe_visited_states"] = best["visited_states"]
     summary["dynamic_nash_gap"] = best_response_gap(result["game"], learned)
+    game = result["game"]
+    mu = stationary(game.transition(game.joint(torch.as_tensor(learned, dtype=torch.float64)))).numpy()
+    _add_activity(summary, market, learned, mu, None if best is None else result["equilibria"][best["equilibrium"]].ccp)
     return summary
+
+
+def _add_activity(summary: dict[str, Any], market, learned: np.ndarray, mu: np.ndarray, eq_ccp, eq_mu=None) -> None:
+    """:func:`long_run_activity` of the learned profile (``ergodic_*``) and of the MPE it is
+    compared with (``mpe_ergodic_*``), into ``summary``."""
+    activity = long_run_activity(market, learned, mu)
+    if activity is None:
+        return
+    summary.update({f"ergodic_{k}": v for k, v in activity.items()})
+    if eq_ccp is not None:
+        if eq_mu is None:
+            game = cached_mpe(market)["game"]
+            eq_mu = stationary(game.transition(game.joint(torch.as_tensor(eq_ccp)))).numpy()
+        summary.update({f"mpe_ergodic_{k}": v for k, v in long_run_activity(market, eq_ccp, eq_mu).items()})
 
 
 #: Shock draws times states for Monte Carlo CCPs in games too large to enumerate jointly.
@@ -149,9 +185,10 @@ def large_game_summary(policy, market, game: FactoredGame, note: str, draws: int
         "comparisons": [],
     }
     benchmark = symmetric_benchmark(market)
+    eq_ccp = eq_mu = None
     if benchmark is not None:
         eq_ccp, residual = benchmark
-        mu = factored_stationary(game, torch.as_tensor(eq_ccp)).numpy()
+        mu = eq_mu = factored_stationary(game, torch.as_tensor(eq_ccp)).numpy()
         visited = mu >= VISITED
         diff = np.abs(learned - eq_ccp).max(axis=(0, 2))
         summary.update(
@@ -163,5 +200,7 @@ def large_game_summary(policy, market, game: FactoredGame, note: str, draws: int
             mpe_fixed_point_residual=residual,
         )
         summary["mpe_note"] = f"{note}; compared with the symmetric MPE on reduced states"
-    summary["dynamic_nash_gap"] = factored_gap(market, learned)
+    learned_mu = factored_stationary(game, game._clean(learned))
+    summary["dynamic_nash_gap"] = factored_gap(market, learned, mu=learned_mu)
+    _add_activity(summary, market, learned, learned_mu.numpy(), eq_ccp, eq_mu)
     return summary

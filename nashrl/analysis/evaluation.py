@@ -310,6 +310,9 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
     if "mpe_max_ccp_diff" in summary:
         out["eval/mpe_max_ccp_diff"] = float(summary["mpe_max_ccp_diff"])
         out["eval/mpe_mean_ccp_diff"] = float(summary["mpe_mean_ccp_diff"])
+    for key in ("active_firms", "entries"):
+        if f"ergodic_{key}" in summary:
+            out[f"eval/ergodic_{key}"] = float(summary[f"ergodic_{key}"])
     if "mpe_mean_investment_gap" in summary:
         out["eval/mpe_mean_investment_gap"] = float(summary["mpe_mean_investment_gap"])
         out["eval/mpe_ergodic_share_equal"] = float(summary["mpe_ergodic_share_equal"])

@@ -171,6 +171,8 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
     ),
     "eval/mpe_mean_investment_gap": ("|investment - MPE| (mean over states)", [("MPE", 0.0)]),
     "eval/ergodic_investment": ("long-run mean investment (greedy)", []),
+    "eval/ergodic_active_firms": ("long-run mean number of active firms", []),
+    "eval/ergodic_entries": ("long-run entries per period", []),
     "eval/mpe_ergodic_share_equal": (
         "share of states played as the MPE",
         [("MPE", 1.0), ("target 95%", 0.95)],
@@ -204,6 +206,9 @@ def _market_references(key: str, ev: dict[str, Any]) -> list[Reference]:
     """Theory lines of a metric that depend on the market (the MPE's long-run investment)."""
     if key == "eval/ergodic_investment" and "mpe_ergodic_investment" in ev:
         return [Reference("MPE", float(np.mean(ev["mpe_ergodic_investment"])))]
+    name = key.removeprefix("eval/")
+    if name in ("ergodic_active_firms", "ergodic_entries") and f"mpe_{name}" in ev:
+        return [Reference("MPE", float(ev[f"mpe_{name}"]))]
     return []
 
 
