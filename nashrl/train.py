@@ -261,6 +261,8 @@ def _loop(
         log.close()
     # Absolute, so the printed path works from anywhere (Algorithm.from_checkpoint needs one).
     out = {"final_metrics": metrics, "checkpoint": str(last_ckpt.resolve()), "wall_time_s": time.time() - started}
+    if getattr(trainer, "reports_theory", False):  # evaluated by the trainer's own callback
+        last_eval = trainer.last_evaluation(config["run"]["evaluation_steps"], config["run"]["seed"])
     if last_eval is not None and last_eval[0] == int(metrics["iteration"]):
         out["last_evaluation"] = last_eval[1]
     return out

@@ -547,3 +547,25 @@ def test_tune_two_trials(ray_session, tmp_path):
     assert result["num_trials"] == 2 and result["errors"] == 0
     assert result["best_config"]["lr"] in (0.001, 0.01)
     assert result["best_metric"] > 0
+
+
+def test_an_rllib_run_evaluated_at_its_last_iteration_is_not_evaluated_again(ray_session, tmp_path, monkeypatch):
+    """The trainer's callback evaluates at iterations 1 and 2 (eval_every=1); the run's final
+    evaluation is the second of them, not a third computation (12-firm evaluations take minutes);
+    with other evaluation steps than the run's it would be computed anew."""
+    import nashrl.analysis.evaluation as evaluation
+    from nashrl.train import run_training
+
+    calls = []
+    original = evaluation.summarize
+
+    def counted(*args, **kwargs):
+        calls.append(original(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(evaluation, "summarize", counted)
+    config = small_config(tmp_path, {**NASH_Q, "num_steps_sampled_before_learning_starts": 0}, env_steps=100)
+    config["run"].update({"stop": {"iterations": 2}, "eval_every": 1})
+    summary = run_training(config, quiet=True)
+    assert summary["final_metrics"]["iteration"] == 2
+    assert len(calls) == 2 and summary["evaluation"] is calls[1]

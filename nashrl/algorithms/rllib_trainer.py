@@ -123,6 +123,14 @@ class RLlibTrainer:
     def policy(self):
         return greedy_policy(self.algo, make_market(self.config["market"]))
 
+    def last_evaluation(self, steps: int, seed: int) -> tuple[int, dict[str, Any]] | None:
+        """(iteration, summary) of the latest in-training evaluation (:class:`TheoryMetrics`) if it
+        used these evaluation ``steps`` and ``seed``; None otherwise."""
+        last = getattr(self.algo, "_nashrl_summary", None)
+        if last is None or "iteration" not in last or (last["steps"], last["seed"]) != (steps, seed):
+            return None
+        return last["iteration"], last["summary"]
+
     def module_state(self) -> dict[str, Any]:
         """Learner-side module weights and optimizer state (what a resume must reproduce)."""
         return self.algo.learner_group.get_state(components=["learner"])

@@ -71,6 +71,8 @@ def theory_metrics(algorithm) -> dict[str, float]:
         seed=algorithm.config.seed or 0,
         start_state=final_state(algorithm),
     )
+    # The whole summary too, so a run whose last iteration was evaluated reuses it (nashrl.train).
+    algorithm._nashrl_summary = {"steps": spec["steps"], "seed": algorithm.config.seed or 0, "summary": summary}
     return {key.split("/", 1)[1]: value for key, value in scalar_metrics(summary).items()}
 
 
@@ -106,5 +108,6 @@ class TheoryMetrics(RLlibCallback):
         if last is None or iteration % every == 0:
             last = {**theory_metrics(algorithm), "iteration": iteration}
             algorithm._nashrl_eval = last
+            algorithm._nashrl_summary["iteration"] = iteration
         result["eval"] = {k: v for k, v in last.items() if k != "iteration"}
         result["eval_iteration"] = last["iteration"]  # when these were measured (Tune sees them every result)
