@@ -199,20 +199,69 @@ def _solve(mat, rhs_h, rhs_last, out, vec):
 
 
 @njit(**_OPTIONS)
-def _support_newton(q, sizes, off, start, support, steps, u, jac, buf_a, buf_b, p):
+def _restrict(q, sizes, support):
+    """The game restricted to ``support``: payoffs ``[N, prod |S_j|]`` (flat, row-major over the
+    supported actions in their order), the supported sizes and each kept action's original index."""
+    n = sizes.shape[0]
+    sub_sizes = np.zeros(n, dtype=np.int64)
+    start = 0
+    for i in range(n):
+        for a in range(sizes[i]):
+            sub_sizes[i] += support[start + a]
+        start += sizes[i]
+    total = 1
+    for i in range(n):
+        total *= sub_sizes[i]
+    kept = np.zeros(sub_sizes.sum(), dtype=np.int64)  # per player, the kept actions' indices
+    strides = np.ones(n, dtype=np.int64)  # of the full flat payoffs
+    for i in range(n - 2, -1, -1):
+        strides[i] = strides[i + 1] * sizes[i + 1]
+    r, start = 0, 0
+    for i in range(n):
+        for a in range(sizes[i]):
+            if support[start + a]:
+                kept[r] = a
+                r += 1
+        start += sizes[i]
+    sub_off = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        sub_off[i + 1] = sub_off[i] + sub_sizes[i]
+    out = np.empty((n, total))
+    digits = np.zeros(n, dtype=np.int64)
+    for flat in range(total):
+        source = 0
+        for i in range(n):
+            source += kept[sub_off[i] + digits[i]] * strides[i]
+        for i in range(n):
+            out[i, flat] = q[i, source]
+        for i in range(n - 1, -1, -1):  # next index, row-major
+            digits[i] += 1
+            if digits[i] < sub_sizes[i]:
+                break
+            digits[i] = 0
+    return out, sub_sizes, sub_off
+
+
+@njit(**_OPTIONS)
+def _support_newton(q, sizes, off, start, support, steps, p):
     """Newton on the equilibrium conditions of ``support`` from ``start`` (renormalised on the
-    support), solution in ``p`` (zero off the support). Returns its residual (``inf`` if singular)."""
+    support), solution in ``p`` (zero off the support). Returns its residual (``inf`` if singular).
+
+    The conditions involve only the supported actions, so Newton runs on the game restricted to
+    the support (:func:`_restrict`, built once): its payoff tensor has ``prod |S_j|`` entries
+    instead of ``prod A_j``, which makes each step's Jacobian nearly free for the small supports
+    a polish meets (Cournot-shaped 4 x 13 games: 28,561 entries against a few dozen)."""
     n = sizes.shape[0]
     k_total = off[n]
-    index = np.empty(k_total, dtype=np.int64)  # unknown number of each supported action, -1 off support
-    m = 0
-    for r in range(k_total):
-        if support[r]:
-            index[r] = m
-            m += 1
-        else:
-            index[r] = -1
-    p[:] = 0.0
+    sub_q, sub_sizes, sub_off = _restrict(q, sizes, support)
+    m = sub_off[n]
+    size_p = sub_q.shape[1]
+    u = np.zeros(m)
+    jac = np.zeros((m, m))
+    buf_a = np.zeros(size_p)
+    buf_b = np.zeros(size_p)
+    x = np.zeros(m)  # the supported probabilities, in the restricted game's order
+    r = 0
     for i in range(n):
         total = 0.0
         for a in range(sizes[i]):
@@ -220,34 +269,30 @@ def _support_newton(q, sizes, off, start, support, steps, u, jac, buf_a, buf_b, 
                 total += max(start[off[i] + a], 1e-12)
         for a in range(sizes[i]):
             if support[off[i] + a]:
-                p[off[i] + a] = max(start[off[i] + a], 1e-12) / total
+                x[r] = max(start[off[i] + a], 1e-12) / total
+                r += 1
     f = np.zeros(m)
     jm = np.zeros((m, m))
     residual = np.inf
     for _ in range(steps):
-        _derivatives(q, sizes, off, p, u, jac, buf_a, buf_b, True)
+        _derivatives(sub_q, sub_sizes, sub_off, x, u, jac, buf_a, buf_b, True)
         jm[:, :] = 0.0
         row = 0
         for i in range(n):
-            ref = -1
+            ref = sub_off[i]
             total = 0.0
-            for a in range(sizes[i]):
-                r = off[i] + a
-                if not support[r]:
+            for c in range(sub_off[i], sub_off[i + 1]):
+                total += x[c]
+                if c == ref:
                     continue
-                total += p[r]
-                if ref < 0:
-                    ref = r
-                    continue
-                f[row] = u[r] - u[ref]
-                for col in range(k_total):
-                    if index[col] >= 0 and (col < off[i] or col >= off[i] + sizes[i]):
-                        jm[row, index[col]] = jac[r, col] - jac[ref, col]
+                f[row] = u[c] - u[ref]
+                for col in range(m):
+                    if col < sub_off[i] or col >= sub_off[i + 1]:
+                        jm[row, col] = jac[c, col] - jac[ref, col]
                 row += 1
             f[row] = total - 1.0
-            for a in range(sizes[i]):
-                if support[off[i] + a]:
-                    jm[row, index[off[i] + a]] = 1.0
+            for c in range(sub_off[i], sub_off[i + 1]):
+                jm[row, c] = 1.0
             row += 1
         residual = np.abs(f).max()
         if residual < 1e-14:
@@ -256,11 +301,16 @@ def _support_newton(q, sizes, off, start, support, steps, u, jac, buf_a, buf_b, 
             dx = np.linalg.solve(jm, f)
         except Exception:  # noqa: BLE001 (numba: LinAlgError on singular matrices)
             return np.inf
-        for r in range(k_total):
-            if index[r] >= 0:
-                p[r] -= dx[index[r]]
-                if not np.isfinite(p[r]):
-                    return np.inf
+        for c in range(m):
+            x[c] -= dx[c]
+            if not np.isfinite(x[c]):
+                return np.inf
+    p[:] = 0.0
+    r = 0
+    for k in range(k_total):
+        if support[k]:
+            p[k] = x[r]
+            r += 1
     return residual
 
 
@@ -275,7 +325,7 @@ def _polish(q, sizes, off, start, first_support, tol, steps, u, jac, buf_a, buf_
     support = first_support.copy()
     p = np.zeros(k_total)
     for _ in range(2 * n + 1):
-        residual = _support_newton(q, sizes, off, start, support, steps, u, jac, buf_a, buf_b, p)
+        residual = _support_newton(q, sizes, off, start, support, steps, p)
         if not residual < 1e-10:
             return np.inf
         worst, low = -1, -1e-12
