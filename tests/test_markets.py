@@ -90,6 +90,23 @@ def test_segments_state_is_high_dimensional():
     assert not np.allclose(env.weights(env.state_), weights)
 
 
+def test_segments_scaled_encoding_is_the_weights_centred_and_scaled():
+    """``encoding: scaled`` observes S w - 1: the same weights (recovered exactly), mean 0, spread
+    of order one where the raw weights sit near 1/S; inside the observation space; other names refused."""
+    raw = make_market({"type": "logit_segments", "memory": 1})
+    scaled = make_market({"type": "logit_segments", "memory": 1, "encoding": "scaled"})
+    states = raw.initial_states(np.random.default_rng(1), 200)
+    o_raw, o_scaled = raw.observe_all(states), scaled.observe_all(states)
+    s = raw.n_segments
+    np.testing.assert_allclose((o_scaled[:, :s] + 1.0) / s, o_raw[:, :s], rtol=1e-12)
+    np.testing.assert_array_equal(o_scaled[:, s:], o_raw[:, s:])  # remembered prices unchanged
+    assert abs(o_scaled[:, :s].mean()) < 1e-9 and 0.3 < o_scaled[:, :s].std() < 3 and o_raw[:, :s].std() < 0.05
+    obs, _ = scaled.reset(seed=0)
+    assert scaled.observation_space("firm_0").contains(obs["firm_0"])
+    with pytest.raises(ConfigError, match="market.encoding"):
+        make_market({"type": "logit_segments", "encoding": "log"})
+
+
 def test_demand_shock_chain():
     env = make_market({"type": "demand_shocks", "persistence": 1.0})
     env.reset(seed=0)

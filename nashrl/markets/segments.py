@@ -12,9 +12,13 @@ prices at equal segment weights. The exogenous weights are the payoff-relevant s
 the benchmark is the static Nash equilibrium at the current weights, evaluated at equal
 weights and at ``evaluation_states`` (default 32) draws from the weights' stationary law.
 
-State: ``[z (S floats), last memory periods' price indices]``. Observation: the
-weights :math:`w_t` (S entries) followed by the scaled past price indices, so the
-observation has ``S + memory * N >= 50`` entries at the default.
+State: ``[z (S floats), last memory periods' price indices]``. Observation: the segment
+weights (S entries) followed by the scaled past price indices, so the observation has
+``S + memory * N >= 50`` entries at the default. ``encoding`` says how the weights enter:
+``weights`` (default) :math:`w_t` as they are, each near :math:`1/S` (0.016 for 64 segments);
+``scaled`` :math:`S w_t - 1`, the same information centred at equal weights on the scale of
+:math:`e^{z}` (standard deviation about 0.8 at the defaults), the input scale a network's
+initialisation expects.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ import numpy as np
 from nashrl.markets import validation as v
 from nashrl.markets.base import COMMON_FIELDS, RepeatedGameMarket
 from nashrl.theory import segments
+
+
+#: How the observation holds the segment weights (see the module docstring).
+ENCODINGS = ("weights", "scaled")
 
 
 class SegmentsMarket(RepeatedGameMarket):
@@ -47,6 +55,7 @@ class SegmentsMarket(RepeatedGameMarket):
         "xi",
         "memory",
         "evaluation_states",
+        "encoding",
     }
 
     def __init__(self, **params: Any):
@@ -67,6 +76,9 @@ class SegmentsMarket(RepeatedGameMarket):
         self.sigma = v.number(params.get("sigma", 0.3), "market.sigma", nonneg=True)
         #: How many draws of the segment sizes, beyond equal weights, evaluation compares a policy at.
         self.evaluation_states = v.integer(params.get("evaluation_states", 32), "market.evaluation_states", minimum=0)
+        self.encoding = params.get("encoding", "weights")
+        if self.encoding not in ENCODINGS:
+            raise v.ConfigError(f"market.encoding: expected one of {list(ENCODINGS)}, got {self.encoding!r}")
         m = v.integer(params.get("m", 15), "market.m")
         xi = v.number(params.get("xi", 0.1), "market.xi", nonneg=True)
         equal = np.full(self.n_segments, 1.0 / self.n_segments)
@@ -95,6 +107,10 @@ class SegmentsMarket(RepeatedGameMarket):
     @property
     def observation_size(self) -> int:
         return self.n_segments + self.memory * self.n_firms
+
+    def observation_bounds(self) -> tuple[float, float]:
+        # scaled weights S w - 1 lie in [-1, S - 1]; remembered prices in [0, 1]
+        return (-1.0, float(self.n_segments - 1)) if self.encoding == "scaled" else (0.0, 1.0)
 
     def initial_state(self, rng: np.random.Generator) -> np.ndarray:
         z = rng.normal(0.0, self.sigma / np.sqrt(max(1 - self.rho**2, 1e-9)), self.n_segments)
@@ -132,8 +148,12 @@ class SegmentsMarket(RepeatedGameMarket):
         return self._encode(states)
 
     def _encode(self, states: np.ndarray) -> np.ndarray:
-        """Observations ``[K, S + memory * N]``: the weights, then the scaled remembered prices."""
-        return np.concatenate([self.weights_all(states), self.observe_past(self._past(states))], axis=1)
+        """Observations ``[K, S + memory * N]``: the weights (as ``encoding`` says), then the scaled
+        remembered prices."""
+        weights = self.weights_all(states)
+        if self.encoding == "scaled":
+            weights = self.n_segments * weights - 1.0
+        return np.concatenate([weights, self.observe_past(self._past(states))], axis=1)
 
     def stage_profits(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         return self.stage_profits_at_prices(state, self.action_values(actions))
