@@ -213,6 +213,41 @@ def test_logit_homotopy_solves_every_random_game_without_a_pure_equilibrium(shap
         torch.testing.assert_close(s.sum(1), torch.ones(len(games), dtype=torch.float64))
 
 
+@pytest.mark.parametrize("sizes", [(3, 4, 2), (2, 3, 2, 4), (3, 2, 2, 3, 2)])
+def test_homotopy_derivatives_and_restricted_game_against_einsum(sizes):
+    """The compiled deviation payoffs and Jacobian blocks (shared first contraction, axes from
+    the first) equal numpy's contractions, and the game restricted to a support equals indexing
+    the full payoff tensor, for 3, 4 and 5 players with uneven action sets."""
+    from nashrl.equilibrium._homotopy_numba import _derivatives, _restrict
+
+    rng = np.random.default_rng(len(sizes))
+    n = len(sizes)
+    q = rng.normal(size=(n, *sizes))
+    p = [rng.dirichlet(np.ones(k)) for k in sizes]
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    flat_p = np.concatenate(p)
+    u, jac = np.zeros(off[-1]), np.zeros((off[-1], off[-1]))
+    bufs = np.zeros((3, q[0].size))
+    _derivatives(q.reshape(n, -1), np.array(sizes, dtype=np.int64), off, flat_p, u, jac, bufs, True)
+    letters = "abcdefgh"[:n]
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        expr = f"{letters}," + ",".join(letters[j] for j in others) + f"->{letters[i]}"
+        np.testing.assert_allclose(u[off[i] : off[i + 1]], np.einsum(expr, q[i], *[p[j] for j in others]), atol=1e-12)
+        for low in others:
+            rest = [j for j in others if j != low]
+            expr = f"{letters}," + ",".join(letters[j] for j in rest) + f"->{letters[i]}{letters[low]}"
+            want = np.einsum(expr, q[i], *[p[j] for j in rest])
+            np.testing.assert_allclose(jac[off[i] : off[i + 1], off[low] : off[low + 1]], want, atol=1e-12)
+    support = rng.uniform(size=off[-1]) < 0.6
+    for i in range(n):
+        support[off[i]] = True  # every player keeps an action
+    sub, sub_sizes, _ = _restrict(q.reshape(n, -1), np.array(sizes, dtype=np.int64), support)
+    kept = [np.flatnonzero(support[off[i] : off[i + 1]]) for i in range(n)]
+    assert tuple(sub_sizes) == tuple(len(k) for k in kept)
+    np.testing.assert_array_equal(sub.reshape(n, *sub_sizes), q[np.ix_(range(n), *kept)])
+
+
 def test_logit_homotopy_restarts_where_the_principal_branch_ends_unpolished():
     """A 3-player 15-price logit-Bertrand-shaped game of benchmarks/solver_n_player.py whose
     principal branch (and the first three random-prior branches) end without an equilibrium: the
