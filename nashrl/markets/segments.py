@@ -31,7 +31,6 @@ from nashrl.markets import validation as v
 from nashrl.markets.base import COMMON_FIELDS, RepeatedGameMarket
 from nashrl.theory import segments
 
-
 #: How the observation holds the segment weights (see the module docstring).
 ENCODINGS = ("weights", "scaled")
 
