@@ -177,7 +177,10 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
         "share of states played as the MPE",
         [("MPE", 1.0), ("target 95%", 0.95)],
     ),
-    "eval/mpe_max_ccp_diff": ("largest |CCP - MPE| over visited states", [("MPE", 0.0)]),
+    "eval/mpe_max_ccp_diff": (
+        "largest |CCP - MPE| over visited states",
+        [("MPE", 0.0), ("target 0.02 (entry_exit)", 0.02)],
+    ),
     "eval/mpe_mean_ccp_diff": ("|CCP - MPE|, ergodic mean", [("MPE", 0.0)]),
     "exploration": ("exploration rate (epsilon or temperature)", []),
     "episode_return_mean": ("episode return, all firms (scaled rewards)", []),
