@@ -212,19 +212,57 @@ def _augment(dh, t, mat):
 
 
 @njit(**_OPTIONS)
-def _solve(mat, rhs_h, rhs_last, out, vec):
-    """Solve ``mat x = [rhs_h; rhs_last]`` into ``out``; False when singular or not finite."""
-    k = rhs_h.shape[0]
-    vec[:k] = rhs_h
-    vec[k] = rhs_last
-    try:
-        x = np.linalg.solve(mat, vec)
-    except Exception:  # noqa: BLE001 (numba: LinAlgError on singular matrices)
-        return False
-    for r in range(k + 1):
-        if not np.isfinite(x[r]):
+def _lu_factor(mat, lu, piv):
+    """LU factors of ``mat`` with partial pivoting into ``lu`` (unit lower triangle below the
+    diagonal, upper on and above it) and the row order ``piv``; False when a pivot is zero."""
+    k = mat.shape[0]
+    lu[:, :] = mat
+    for r in range(k):
+        piv[r] = r
+    for c in range(k):
+        best, row = abs(lu[c, c]), c
+        for r in range(c + 1, k):
+            if abs(lu[r, c]) > best:
+                best, row = abs(lu[r, c]), r
+        if best == 0.0:
             return False
-        out[r] = x[r]
+        if row != c:
+            for j in range(k):
+                lu[c, j], lu[row, j] = lu[row, j], lu[c, j]
+            piv[c], piv[row] = piv[row], piv[c]
+        inverse = 1.0 / lu[c, c]
+        for r in range(c + 1, k):
+            factor = lu[r, c] * inverse
+            lu[r, c] = factor
+            if factor != 0.0:
+                for j in range(c + 1, k):
+                    lu[r, j] -= factor * lu[c, j]
+    return True
+
+
+@njit(**_OPTIONS)
+def _solve(lu, piv, rhs_h, rhs_last, out, vec):
+    """Solve ``mat x = [rhs_h; rhs_last]`` into ``out`` from ``mat``'s factors (:func:`_lu_factor`);
+    False when the solution is not finite. A factorisation serves every solve with the same
+    matrix: the chord corrector's iterations, and its retries after a rejected step."""
+    k = rhs_h.shape[0]
+    for r in range(k + 1):
+        source = piv[r]
+        vec[r] = rhs_h[source] if source < k else rhs_last
+    for r in range(k + 1):  # forward: L y = P b
+        total = vec[r]
+        for j in range(r):
+            total -= lu[r, j] * vec[j]
+        vec[r] = total
+    for r in range(k, -1, -1):  # back: U x = y
+        total = vec[r]
+        for j in range(r + 1, k + 1):
+            total -= lu[r, j] * vec[j]
+        vec[r] = total / lu[r, r]
+    for r in range(k + 1):
+        if not np.isfinite(vec[r]):
+            return False
+        out[r] = vec[r]
     return True
 
 
@@ -433,10 +471,13 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
     tangent = np.zeros(k_total + 1)
     _system(z, prior, q, sizes, off, u, jac, bufs, p, h, dh, True)
     _augment(dh, t, mat)
-    if not _solve(mat, zero_h, 1.0, tangent, vec):
+    lu, piv = np.zeros_like(mat), np.zeros(k_total + 1, dtype=np.int64)
+    chord_lu, chord_piv = np.zeros_like(mat), np.zeros(k_total + 1, dtype=np.int64)
+    if not (_lu_factor(mat, lu, piv) and _solve(lu, piv, zero_h, 1.0, tangent, vec)):
         return np.inf, 0
     t[:] = tangent / np.sqrt((tangent * tangent).sum())
     _augment(dh, t, mat)  # the chord matrix of the first step
+    chord_ok = _lu_factor(mat, chord_lu, chord_piv)
     step = 0.3
     trial = np.zeros(k_total + 1)
     dz = np.zeros(k_total + 1)
@@ -446,7 +487,6 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
     best_gap = np.inf
     steps = 0
     tried_lambda = 0.0
-    chord = mat.copy()
     while steps < max_steps:
         steps += 1
         trial[:] = z + step * t
@@ -459,7 +499,7 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
             if np.abs(h).max() <= RESIDUAL_TOL * (1.0 + abs(trial[k_total])):
                 ok = True  # on the branch (the polish makes the equilibrium exact)
                 break
-            if not _solve(chord, -h, 0.0, dz, vec):
+            if not (chord_ok and _solve(chord_lu, chord_piv, -h, 0.0, dz, vec)):
                 break
             trial += dz
             size = np.sqrt((dz * dz).sum())
@@ -470,7 +510,7 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
         if ok:
             _system(trial, prior, q, sizes, off, u, jac, bufs, p, h, dh, True)
             _augment(dh, t, mat)
-            ok = _solve(mat, zero_h, 1.0, tangent, vec)
+            ok = _lu_factor(mat, lu, piv) and _solve(lu, piv, zero_h, 1.0, tangent, vec)
         if ok:
             tangent /= np.sqrt((tangent * tangent).sum())
             ok = (tangent * t).sum() > 0.9  # the branch turned too far within one step: shorter steps
@@ -481,7 +521,8 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
             continue
         z[:] = trial
         t[:] = tangent
-        _augment(dh, t, chord)
+        _augment(dh, t, mat)
+        chord_ok = _lu_factor(mat, chord_lu, chord_piv)
         if used <= 6:
             step = min(step * 2.0, 1e3)
         lam = z[k_total]
