@@ -250,8 +250,8 @@ def test_homotopy_derivatives_and_restricted_game_against_einsum(sizes):
 
 def test_logit_homotopy_restarts_where_the_principal_branch_ends_unpolished():
     """A 3-player 15-price logit-Bertrand-shaped game of benchmarks/solver_n_player.py whose
-    principal branch (and the first three random-prior branches) end without an equilibrium: the
-    later restarts find one, and solve() reports it solved."""
+    principal branch ends without an equilibrium: the first random-prior restart finds one, and
+    solve() reports it solved."""
     from pathlib import Path
 
     from nashrl.equilibrium._homotopy_numba import trace_one
@@ -261,10 +261,54 @@ def test_logit_homotopy_restarts_where_the_principal_branch_ends_unpolished():
     q = np.ascontiguousarray((game[0] / np.abs(game).max()).reshape(3, -1))
     sizes = np.array([15, 15, 15], dtype=np.int64)
     x = np.zeros((3, 15))
-    assert trace_one(q, sizes, 1e-9, 1e8, 5000, x, 3)[0] == np.inf
+    assert trace_one(q, sizes, 1e-9, 1e8, 5000, x, 0)[0] == np.inf
     assert trace_one(q, sizes, 1e-9, 1e8, 5000, x)[0] <= 1e-9
     sol = solve(torch.as_tensor(game))
     assert bool(sol.solved.all()) and float(sol.nash_gap.max()) <= 1e-6
+
+
+def _principal_branch(game: np.ndarray, tol: float = 1e-9) -> tuple[float, np.ndarray]:
+    """The gap and strategies at the end of the principal branch alone (no restarts)."""
+    from nashrl.equilibrium._homotopy_numba import trace_one
+
+    sizes = np.array(game.shape[1:], dtype=np.int64)
+    q = np.ascontiguousarray((game / np.abs(game).max()).reshape(game.shape[0], -1))
+    x = np.zeros((len(sizes), sizes.max()))
+    return trace_one(q, sizes, tol, 1e8, 5000, x, 0)[0], x
+
+
+def test_logit_homotopy_follows_the_principal_branch_through_its_near_folds():
+    """Games whose principal branch the chord-corrector tracker (before 2026-12-05) could not
+    follow to the end (its steps shrank to nothing at a near-fold, and random-prior restarts then
+    picked some other equilibrium): a 3-player 15-price logit-shaped game and two random 5-player
+    7-action games of benchmarks/solver_n_player.py. The Newton tracker with the orientation check
+    reaches an equilibrium on the principal branch itself."""
+    from pathlib import Path
+
+    game = np.load(Path(__file__).parent / "data" / "logit_3p_15_principal_branch.npy")[0]
+    games = [game] + [
+        np.random.default_rng([seed, 6]).uniform(0, 1, size=(16, 5, 7, 7, 7, 7, 7))[k] for seed, k in ((1, 9), (2, 7))
+    ]
+    for g in games:
+        assert not bool(pure_equilibrium_mask(torch.as_tensor(g[None])).any())
+        gap, x = _principal_branch(g)
+        assert gap <= 1e-9
+        strategies = [torch.as_tensor(x[i, : g.shape[1 + i]])[None] for i in range(g.shape[0])]
+        assert float(nash_gap(torch.as_tensor(g[None]), strategies)) <= 1e-9
+
+
+def test_det_sign_of_lu_factors_against_numpy():
+    """The branch's orientation, sign(det [DH; t^T]), read off the compiled LU factors (diagonal
+    signs times the permutation's parity), equals numpy's determinant sign."""
+    from nashrl.equilibrium._homotopy_numba import _det_sign, _lu_factor
+
+    rng = np.random.default_rng(5)
+    for k in (1, 2, 3, 5, 8, 13, 40):
+        for _ in range(20):
+            mat = rng.normal(size=(k, k))
+            lu, piv = np.zeros_like(mat), np.zeros(k, dtype=np.int64)
+            assert _lu_factor(mat, lu, piv)
+            assert _det_sign(lu, piv) == np.sign(np.linalg.det(mat))
 
 
 def test_logit_homotopy_finds_the_unique_equilibrium_where_there_is_one():

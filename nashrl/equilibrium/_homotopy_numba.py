@@ -11,10 +11,12 @@ logit tracing procedure (the "logit solution"). The branch is the zero set of
     \quad (a \ne 0), \qquad \sum_a e^{y_{ia}} - 1 = 0,
 
 in log-probabilities :math:`y_{ia} = \ln p_{ia}` (Turocy 2005), a curve in
-:math:`(y, \lambda)`. It is followed by arc-length continuation (Allgower and Georg 1990): an
-Euler predictor along the tangent (the null vector of :math:`DH`, oriented by the previous one)
-and Newton correctors orthogonal to it, the step doubling while the corrector converges fast and
-halving when it does not, so turning points of the branch in :math:`\lambda` are passed.
+:math:`(y, \lambda)`. It is followed by arc-length continuation (Allgower and Georg 1990): a second-order predictor
+along the tangent (the null vector of :math:`DH`, oriented by the previous one) and Newton
+correctors orthogonal to it, the step doubling while the corrector converges fast and halving
+when it does not, so turning points of the branch in :math:`\lambda` are passed; a step that
+changes the sign of :math:`\det [DH; t^T]`, the branch's orientation, has left it and is retried
+shorter.
 
 Along the way, once the branch's support (actions played with probability above ``1e-8``)
 settles, the candidate equilibrium is polished: Newton's method on the equilibrium conditions of
@@ -47,6 +49,10 @@ RESIDUAL_TOL = 1e-9  # |H| (times 1 + lambda) at which a corrected point is on t
 POLISH_STEPS = 12  # Newton steps on a support: quadratic convergence when the support is right
 POLISH_FROM = 0.02  # branch points with a Nash gap above this are not polished
 NEAR_BRANCH = 0.1  # a polished equilibrium farther than this (max |p - p_branch|) belongs to another branch
+# Weights below this are skipped in contractions: with payoffs normalised to |q| <= 1 the terms left
+# out change u by under N 1e-13, a thousandth of the corrector's tolerance (RESIDUAL_TOL (1 + lambda)).
+NEGLIGIBLE = 1e-14
+CORRECTOR_STEPS = 8  # Newton iterations per path step before the step is halved
 
 
 @njit(**_FAST)
@@ -65,6 +71,8 @@ def _contract_axis(cur, pre, d, post, p, base, out):
     for r in range(pre):
         for j in range(d):
             w = p[base + j]
+            if w < NEGLIGIBLE:
+                continue  # an action the branch has all but dropped: its terms are below the residual's tolerance
             src = (r * d + j) * post
             dst = r * post
             for c in range(post):
@@ -241,10 +249,32 @@ def _lu_factor(mat, lu, piv):
 
 
 @njit(**_OPTIONS)
+def _det_sign(lu, piv):
+    """The sign of the determinant of the matrix factored into ``lu, piv`` by :func:`_lu_factor`:
+    the signs of ``U``'s diagonal times the parity of the row permutation (a cycle of even length
+    is an odd permutation)."""
+    k = lu.shape[0]
+    sign = 1.0
+    for c in range(k):
+        if lu[c, c] < 0.0:
+            sign = -sign
+    seen = np.zeros(k, dtype=np.bool_)
+    for c in range(k):
+        length = 0
+        j = c
+        while not seen[j]:
+            seen[j] = True
+            j = piv[j]
+            length += 1
+        if length > 0 and length % 2 == 0:
+            sign = -sign
+    return sign
+
+
+@njit(**_OPTIONS)
 def _solve(lu, piv, rhs_h, rhs_last, out, vec):
     """Solve ``mat x = [rhs_h; rhs_last]`` into ``out`` from ``mat``'s factors (:func:`_lu_factor`);
-    False when the solution is not finite. A factorisation serves every solve with the same
-    matrix: the chord corrector's iterations, and its retries after a rejected step."""
+    False when the solution is not finite."""
     k = rhs_h.shape[0]
     for r in range(k + 1):
         source = piv[r]
@@ -444,11 +474,18 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
     returns ``(gap, steps)``, the gap ``inf`` when no equilibrium was accepted (``x_out`` then
     holds the last point of the branch).
 
-    Predictor: an Euler step of length ``step`` along the unit tangent. Corrector: chord Newton,
-    the augmented matrix ``[DH; t^T]`` of the last accepted point reused, so a step costs one
-    Jacobian (at the new point: its tangent, and the next step's chord matrix) and a few residuals.
-    A step is rejected (and halved) when the corrector does not contract or the tangent turns by
-    more than ~25 degrees, which keeps it on its branch; it doubles after an easy step."""
+    Predictor: a second-order step of length ``step`` along the unit tangent, ``z + s t +
+    s^2 / (2 s') (t - t')`` (the tangent's change over the last step ``s'`` estimates the branch's
+    curvature). Corrector: Newton's method on ``H = 0`` orthogonal to ``t`` (the augmented matrix
+    ``[DH; t^T]`` at each iterate), whose last Jacobian also gives the new point's tangent.
+
+    A step is rejected (and halved) when the corrector does not contract fast, the tangent turns by
+    more than ~25 degrees, or the sign of ``det [DH; t^T]`` changes. The sign is the branch's
+    orientation and stays constant along a smooth branch (Allgower and Georg 1990, ch. 2); Newton
+    converges from farther than a chord corrector, so where the principal branch nearly folds (a
+    near-turning point beside another sheet of logit equilibria) a long step can land on the other
+    sheet, which the sign change reveals. After a rejection the step may not grow for two steps;
+    otherwise it doubles after an easy one (at most 4 iterations)."""
     n = sizes.shape[0]
     off = np.zeros(n + 1, dtype=np.int64)
     for i in range(n):
@@ -472,13 +509,15 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
     _system(z, prior, q, sizes, off, u, jac, bufs, p, h, dh, True)
     _augment(dh, t, mat)
     lu, piv = np.zeros_like(mat), np.zeros(k_total + 1, dtype=np.int64)
-    chord_lu, chord_piv = np.zeros_like(mat), np.zeros(k_total + 1, dtype=np.int64)
     if not (_lu_factor(mat, lu, piv) and _solve(lu, piv, zero_h, 1.0, tangent, vec)):
         return np.inf, 0
+    orientation = _det_sign(lu, piv)  # det [DH; t^T] keeps this sign along the branch
+    sign = orientation
     t[:] = tangent / np.sqrt((tangent * tangent).sum())
-    _augment(dh, t, mat)  # the chord matrix of the first step
-    chord_ok = _lu_factor(mat, chord_lu, chord_piv)
+    t_last = np.zeros(k_total + 1)  # the tangent before the last accepted step, and that step's length
+    s_last = 0.0
     step = 0.3
+    hold = 0  # accepted steps before the step may grow again after a rejection
     trial = np.zeros(k_total + 1)
     dz = np.zeros(k_total + 1)
     support = np.zeros(k_total, dtype=np.bool_)
@@ -490,40 +529,48 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
     while steps < max_steps:
         steps += 1
         trial[:] = z + step * t
+        if s_last > 0.0:
+            trial += (0.5 * step * step / s_last) * (t - t_last)
         ok = False
         used = 0
         previous = np.inf
-        for _ in range(15):
+        for _ in range(CORRECTOR_STEPS):
             used += 1
-            _system(trial, prior, q, sizes, off, u, jac, bufs, p, h, dh, False)
+            _system(trial, prior, q, sizes, off, u, jac, bufs, p, h, dh, True)
             if np.abs(h).max() <= RESIDUAL_TOL * (1.0 + abs(trial[k_total])):
                 ok = True  # on the branch (the polish makes the equilibrium exact)
                 break
-            if not (chord_ok and _solve(chord_lu, chord_piv, -h, 0.0, dz, vec)):
+            _augment(dh, t, mat)
+            if not (_lu_factor(mat, lu, piv) and _solve(lu, piv, -h, 0.0, dz, vec)):
                 break
             trial += dz
             size = np.sqrt((dz * dz).sum())
             # Reject a step whose corrector wanders off or stops contracting: it would jump branches.
-            if size > 0.3 * step + 1e-6 or (used > 1 and size > 0.9 * previous):
+            if size > 0.3 * step + 1e-6 or (used > 1 and size > 0.5 * previous):
                 break
             previous = size
-        if ok:
-            _system(trial, prior, q, sizes, off, u, jac, bufs, p, h, dh, True)
+        if ok:  # the tangent at the new point, from the Jacobian computed there
             _augment(dh, t, mat)
             ok = _lu_factor(mat, lu, piv) and _solve(lu, piv, zero_h, 1.0, tangent, vec)
         if ok:
             tangent /= np.sqrt((tangent * tangent).sum())
             ok = (tangent * t).sum() > 0.9  # the branch turned too far within one step: shorter steps
+        if ok:
+            sign = _det_sign(lu, piv)  # det [DH; t_old^T] has the sign of det [DH; t_new^T]
+            ok = sign == orientation  # else the step crossed onto another sheet
         if not ok:
             step *= 0.5
+            hold = 2
             if step < 1e-10:
                 break
             continue
         z[:] = trial
+        t_last[:] = t
+        s_last = step
         t[:] = tangent
-        _augment(dh, t, mat)
-        chord_ok = _lu_factor(mat, chord_lu, chord_piv)
-        if used <= 6:
+        if hold > 0:
+            hold -= 1
+        elif used <= 4:
             step = min(step * 2.0, 1e3)
         lam = z[k_total]
         changed = False

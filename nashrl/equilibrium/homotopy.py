@@ -10,8 +10,8 @@ equilibrium (it passed close to a singular point), the tracing restarts from see
 interior priors; games left after that are reported with ``gap = inf`` for the caller's fallback.
 
 It is the compiled counterpart, for any number of players, of Gambit's ``logit_solve``; its cost
-grows with the number of joint profiles (one Jacobian a path step costs about ``N (N - 1)``
-contractions of the payoff tensor).
+grows with the number of joint profiles (a path step costs about three Newton iterations, each a
+Jacobian of ``2 N`` passes over the payoff tensors).
 """
 
 from __future__ import annotations
