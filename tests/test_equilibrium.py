@@ -336,6 +336,23 @@ def test_logit_homotopy_finds_the_unique_equilibrium_where_there_is_one():
         torch.testing.assert_close(s, torch.full((1, 2), 0.5, dtype=torch.float64))
 
 
+def test_n_player_search_always_selects_with_the_mixed_candidates_values():
+    """3-player games with a pure equilibrium, ``search_mixed='always'``, utilitarian selection:
+    the chosen profile's total payoff is at least every pure equilibrium's, and on some games the
+    homotopy's mixed equilibrium wins (its values enter the selection; the solver computes them
+    only where there is such a choice)."""
+    gen = torch.Generator().manual_seed(3)
+    games = torch.rand(400, 3, 3, 3, 3, generator=gen, dtype=torch.float64)
+    mask = pure_equilibrium_mask(games)
+    games, mask = games[mask.flatten(1).any(1)], mask[mask.flatten(1).any(1)]
+    sol = solve(games, selection="utilitarian", search_mixed="always")
+    assert bool(sol.solved.all())
+    total = sol.values.sum(1)
+    best_pure = torch.where(mask, games.sum(1), torch.tensor(-torch.inf, dtype=games.dtype)).flatten(1).amax(1)
+    assert bool((total >= best_pure - 1e-9).all())
+    assert int((total > best_pure + 1e-9).sum()) >= 5
+
+
 def test_n_player_solution_does_not_depend_on_the_rest_of_the_batch():
     gen = torch.Generator().manual_seed(12)
     games = torch.rand(64, 3, 4, 4, 4, generator=gen, dtype=torch.float64)

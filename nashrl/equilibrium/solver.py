@@ -373,7 +373,7 @@ def _solve_normalised(game, concept, selection, tol, lh_starts, search_mixed, ba
     if n_players == 2:
         mixed, best_effort = _mixed_candidates_two_player(game, need, mask, lh_starts, tol, search_mixed, backend)
     else:
-        mixed, best_effort = _mixed_candidates_n_player(game, need, tol, mixed_iters)
+        mixed, best_effort = _mixed_candidates_n_player(game, need, pure_valid.any(1), tol, mixed_iters)
     values = torch.cat([pure_values] + [v.unsqueeze(1) for _, _, v in mixed], dim=1)
     valid = torch.cat([pure_valid] + [ok.unsqueeze(1) for _, ok, _ in mixed], dim=1)
     chosen = select(values, valid, selection)
@@ -404,10 +404,13 @@ def _solve_normalised(game, concept, selection, tol, lh_starts, search_mixed, ba
     )
 
 
-def _mixed_candidates_n_player(game, need, tol, iters):
+def _mixed_candidates_n_player(game, need, has_pure, tol, iters):
     """Games without a pure equilibrium: the logit homotopy (:mod:`~nashrl.equilibrium.homotopy`,
     with numba; one equilibrium per game, whatever else is in the batch), then the residual
-    descent for what is left."""
+    descent for what is left. The candidate's values are computed only for games that also have a
+    pure equilibrium (``has_pure``, with ``search_mixed='always'``): elsewhere it is the only
+    candidate, :func:`~nashrl.equilibrium.selection.select` does not read them, and the solution's
+    values are computed once for the chosen profile."""
     rows = torch.nonzero(need).squeeze(1)
     if rows.numel() == 0:
         return [], None
@@ -433,7 +436,11 @@ def _mixed_candidates_n_player(game, need, tol, iters):
     gap = torch.full((b,), float("inf"), dtype=game.dtype, device=game.device)
     gap[rows] = approx_gap
     ok = gap <= tol
-    return [(strategies, ok, expected_payoffs(game, strategies))], (strategies, gap)
+    values = game.new_zeros(b, game.shape[1])
+    choice = ok & has_pure
+    if bool(choice.any()):
+        values[choice] = expected_payoffs(game[choice], [s[choice] for s in strategies])
+    return [(strategies, ok, values)], (strategies, gap)
 
 
 def _obedience_gap(game: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:
