@@ -379,8 +379,11 @@ def _solve_normalised(game, concept, selection, tol, lh_starts, search_mixed, ba
     chosen = select(values, valid, selection)
 
     k_pure = pure_values.shape[1]
-    profile = ids.gather(1, chosen.clamp(max=k_pure - 1).unsqueeze(1)).squeeze(1)
-    strategies = _one_hot_profiles(profile, sizes, game.dtype)
+    if bool((chosen < k_pure).any()):
+        profile = ids.gather(1, chosen.clamp(max=k_pure - 1).unsqueeze(1)).squeeze(1)
+        strategies = _one_hot_profiles(profile, sizes, game.dtype)
+    else:  # every game chose a mixed candidate: they overwrite all rows below
+        strategies = [game.new_zeros(b, a) for a in sizes]
     for slot, (strats, _, _) in enumerate(mixed):
         here = (chosen == k_pure + slot).unsqueeze(1)
         strategies = [torch.where(here, s, cur) for s, cur in zip(strats, strategies)]
