@@ -200,7 +200,7 @@ def large_game_summary(policy, market, game: FactoredGame, note: str, draws: int
             mpe_fixed_point_residual=residual,
         )
         summary["mpe_note"] = f"{note}; compared with the symmetric MPE on reduced states"
-    learned_mu = factored_stationary(game, game._clean(learned))
+    learned_mu = factored_stationary(game, game.clean(learned))
     summary["dynamic_nash_gap"] = factored_gap(market, learned, mu=learned_mu)
     _add_activity(summary, market, learned, learned_mu.numpy(), eq_ccp, eq_mu)
     return summary

@@ -70,7 +70,9 @@ class FactoredGame:
         self.count_index = count_index(self.aggregation) if self.aggregation is not None else None
         self.states = market.state_array()
 
-    def _clean(self, ccp: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def clean(self, ccp: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``ccp`` ``[N, S, A]`` as float64, each probability kept within ``[PROB_FLOOR, 1 -
+        PROB_FLOOR]`` and renormalised; a wrong shape is refused, naming ``ccp``."""
         p = torch.as_tensor(np.asarray(ccp), dtype=torch.float64)
         expected = (self.n, self.n_states, self.a)
         if tuple(p.shape) != expected:
@@ -208,7 +210,7 @@ def factored_gap(
     states and firms computed, and weighted by the profile's ergodic distribution (``mu`` where
     the caller has it, else :func:`stationary`)."""
     game = FactoredGame(market)
-    p = game._clean(ccp)
+    p = game.clean(ccp)
     mu = stationary(game, p) if mu is None else mu
     by_symmetry = firms is None and rotation_equivariant(market, p.numpy())
     firms = [0] if by_symmetry else list(range(game.n)) if firms is None else list(firms)
