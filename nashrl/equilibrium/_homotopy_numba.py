@@ -11,12 +11,12 @@ logit tracing procedure (the "logit solution"). The branch is the zero set of
     \quad (a \ne 0), \qquad \sum_a e^{y_{ia}} - 1 = 0,
 
 in log-probabilities :math:`y_{ia} = \ln p_{ia}` (Turocy 2005), a curve in
-:math:`(y, \lambda)`. It is followed by arc-length continuation (Allgower and Georg 1990): a second-order predictor
-along the tangent (the null vector of :math:`DH`, oriented by the previous one) and Newton
-correctors orthogonal to it, the step doubling while the corrector converges fast and halving
-when it does not, so turning points of the branch in :math:`\lambda` are passed; a step that
-changes the sign of :math:`\det [DH; t^T]`, the branch's orientation, has left it and is retried
-shorter.
+:math:`(y, \lambda)`. It is followed by arc-length continuation (Allgower and Georg 1990): a
+second-order predictor along the tangent (the null vector of :math:`DH`, oriented by the previous
+one) and Newton correctors orthogonal to it, the step doubling while the corrector converges fast
+and halving when it does not, so turning points of the branch in :math:`\lambda` are passed; a
+step that changes the sign of :math:`\det [DH; t^T]`, the branch's orientation, has left it and
+is retried shorter.
 
 Along the way, once the branch's support (actions played with probability above ``1e-8``)
 settles, the candidate equilibrium is polished: Newton's method on the equilibrium conditions of
@@ -512,7 +512,6 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
     if not (_lu_factor(mat, lu, piv) and _solve(lu, piv, zero_h, 1.0, tangent, vec)):
         return np.inf, 0
     orientation = _det_sign(lu, piv)  # det [DH; t^T] keeps this sign along the branch
-    sign = orientation
     t[:] = tangent / np.sqrt((tangent * tangent).sum())
     t_last = np.zeros(k_total + 1)  # the tangent before the last accepted step, and that step's length
     s_last = 0.0
@@ -555,9 +554,8 @@ def _trace(q, sizes, prior, tol, lambda_max, max_steps, x_out):
         if ok:
             tangent /= np.sqrt((tangent * tangent).sum())
             ok = (tangent * t).sum() > 0.9  # the branch turned too far within one step: shorter steps
-        if ok:
-            sign = _det_sign(lu, piv)  # det [DH; t_old^T] has the sign of det [DH; t_new^T]
-            ok = sign == orientation  # else the step crossed onto another sheet
+        if ok:  # det [DH; t_old^T] has the sign of det [DH; t_new^T]; another sign: another sheet
+            ok = _det_sign(lu, piv) == orientation
         if not ok:
             step *= 0.5
             hold = 2
