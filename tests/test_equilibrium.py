@@ -254,27 +254,23 @@ def test_logit_homotopy_restarts_where_the_principal_branch_ends_unpolished():
     solve() reports it solved."""
     from pathlib import Path
 
-    from nashrl.equilibrium._homotopy_numba import trace_one
-
     game = np.load(Path(__file__).parent / "data" / "logit_3p_15_needs_restarts.npy")
     assert game.shape == (1, 3, 15, 15, 15) and not bool(pure_equilibrium_mask(torch.as_tensor(game)).any())
-    q = np.ascontiguousarray((game[0] / np.abs(game).max()).reshape(3, -1))
-    sizes = np.array([15, 15, 15], dtype=np.int64)
-    x = np.zeros((3, 15))
-    assert trace_one(q, sizes, 1e-9, 1e8, 5000, x, 0)[0] == np.inf
-    assert trace_one(q, sizes, 1e-9, 1e8, 5000, x)[0] <= 1e-9
+    assert _trace_game(game[0], restarts=0)[0] == np.inf
+    assert _trace_game(game[0], restarts=10)[0] <= 1e-9
     sol = solve(torch.as_tensor(game))
     assert bool(sol.solved.all()) and float(sol.nash_gap.max()) <= 1e-6
 
 
-def _principal_branch(game: np.ndarray, tol: float = 1e-9) -> tuple[float, np.ndarray]:
-    """The gap and strategies at the end of the principal branch alone (no restarts)."""
+def _trace_game(game: np.ndarray, restarts: int, tol: float = 1e-9) -> tuple[float, np.ndarray]:
+    """The compiled tracer on one game ``[N, A_1, ..., A_N]`` (scaled to max |G| = 1): the gap and
+    strategies it ends with, from uniform play and then up to ``restarts`` random priors."""
     from nashrl.equilibrium._homotopy_numba import trace_one
 
     sizes = np.array(game.shape[1:], dtype=np.int64)
     q = np.ascontiguousarray((game / np.abs(game).max()).reshape(game.shape[0], -1))
     x = np.zeros((len(sizes), sizes.max()))
-    return trace_one(q, sizes, tol, 1e8, 5000, x, 0)[0], x
+    return trace_one(q, sizes, tol, 1e8, 5000, x, restarts)[0], x
 
 
 def test_logit_homotopy_follows_the_principal_branch_through_its_near_folds():
@@ -291,7 +287,7 @@ def test_logit_homotopy_follows_the_principal_branch_through_its_near_folds():
     ]
     for g in games:
         assert not bool(pure_equilibrium_mask(torch.as_tensor(g[None])).any())
-        gap, x = _principal_branch(g)
+        gap, x = _trace_game(g, restarts=0)  # the principal branch alone
         assert gap <= 1e-9
         strategies = [torch.as_tensor(x[i, : g.shape[1 + i]])[None] for i in range(g.shape[0])]
         assert float(nash_gap(torch.as_tensor(g[None]), strategies)) <= 1e-9
@@ -344,7 +340,8 @@ def test_n_player_search_always_selects_with_the_mixed_candidates_values():
     gen = torch.Generator().manual_seed(3)
     games = torch.rand(400, 3, 3, 3, 3, generator=gen, dtype=torch.float64)
     mask = pure_equilibrium_mask(games)
-    games, mask = games[mask.flatten(1).any(1)], mask[mask.flatten(1).any(1)]
+    has_pure = mask.flatten(1).any(1)
+    games, mask = games[has_pure], mask[has_pure]
     sol = solve(games, selection="utilitarian", search_mixed="always")
     assert bool(sol.solved.all())
     total = sol.values.sum(1)
