@@ -6,8 +6,8 @@ For each game of the batch, in one compiled function (the steps of the torch pat
 1. scale: solve :math:`(A, B) / s` with :math:`s = \max(1, \max |A|, \max |B|)`;
 2. pure equilibria: :math:`(i, j)` with :math:`A_{ij} \ge \max_{i'} A_{i'j} - 10^{-12}` and
    :math:`B_{ij} \ge \max_{j'} B_{ij'} - 10^{-12}`, in lexicographic order;
-3. several: the selection rule of :mod:`~nashrl.equilibrium.selection` (first, utilitarian,
-   egalitarian, pareto with its max-min then sum tie-breaks, earliest last);
+3. several: the selection rule of :mod:`~nashrl.equilibrium.selection`
+   (:mod:`~nashrl.equilibrium._select_numba`);
 4. none: Lemke-Howson from label 0 (:func:`~nashrl.equilibrium._lemke_howson_numba.lemke_howson_path`),
    accepted when the path ends and the Nash gap is within ``tol``;
 5. values and Nash gap in the game's own units.
@@ -25,58 +25,12 @@ from numba import njit, prange
 
 from nashrl.equilibrium._lemke_howson_numba import lemke_howson_path
 from nashrl.equilibrium._lemke_howson_numba import workspace as lh_workspace
+from nashrl.equilibrium._select_numba import RULES, select_candidate  # noqa: F401 (RULES: the caller's codes)
 
 _OPTIONS = {"cache": True, "error_model": "numpy"}
 
 NOT_FINITE = 2  # status of a game with a NaN or infinite payoff
-#: Selection rules, in the codes the kernel takes (:data:`nashrl.equilibrium.selection.SELECTIONS`).
-RULES = {"first": 0, "utilitarian": 1, "egalitarian": 2, "pareto": 3}
 PURE_TOL = 1e-12  # as nashrl.equilibrium.pure.pure_equilibrium_mask
-SELECT_EPS = 1e-12  # as nashrl.equilibrium.selection._EPS
-
-
-@njit(**_OPTIONS)
-def _lexicographic_min_sum(v0, v1, allowed, k):
-    """Earliest allowed candidate maximising min(v), ties by the larger sum (selection's order)."""
-    best = -np.inf
-    for c in range(k):
-        if allowed[c]:
-            best = max(best, min(v0[c], v1[c]))
-    for c in range(k):
-        if allowed[c] and not min(v0[c], v1[c]) >= best - SELECT_EPS:
-            allowed[c] = False
-    best = -np.inf
-    for c in range(k):
-        if allowed[c]:
-            best = max(best, v0[c] + v1[c])
-    for c in range(k):
-        if allowed[c] and v0[c] + v1[c] >= best - SELECT_EPS:
-            return c
-    return 0
-
-
-@njit(**_OPTIONS)
-def _select(v0, v1, k, rule, allowed):
-    if k == 1 or rule == 0:
-        return 0
-    if rule == 1:
-        best = -np.inf
-        for c in range(k):
-            best = max(best, v0[c] + v1[c])
-        for c in range(k):
-            if v0[c] + v1[c] >= best - SELECT_EPS:
-                return c
-        return 0
-    allowed[:k] = True
-    if rule == 3:  # drop the Pareto-dominated candidates first
-        for c in range(k):
-            for d in range(k):
-                weakly = v0[d] >= v0[c] - SELECT_EPS and v1[d] >= v1[c] - SELECT_EPS
-                strictly = v0[d] > v0[c] + SELECT_EPS or v1[d] > v1[c] + SELECT_EPS
-                if weakly and strictly:
-                    allowed[c] = False
-                    break
-    return _lexicographic_min_sum(v0, v1, allowed, k)
 
 
 @njit(**_OPTIONS)
@@ -87,8 +41,7 @@ def workspace(m, n):
         np.empty(n),
         np.empty(m),
         np.empty(m * n, dtype=np.int64),
-        np.empty(m * n),
-        np.empty(m * n),
+        np.empty((m * n, 2)),
         np.empty(m * n, dtype=np.bool_),
         np.empty(m),
         np.empty(n),
@@ -132,7 +85,7 @@ def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
     differ from the general path's division in the last bit); ``x``, ``y`` zero on entry; ``out`` gets
     ``(value_0, value_1, gap, n_equilibria, gap / scale)``. Returns 0 when solved here, 1 when the caller
     must take the game to the general path, :data:`NOT_FINITE` for a NaN or infinite payoff."""
-    col_best, row_best, ids, v0, v1, allowed, dev0, dev1, lh_work = work
+    col_best, row_best, ids, v, allowed, dev0, dev1, lh_work = work
     m, n = a.shape
     if not _finite(a, b):
         return NOT_FINITE
@@ -150,17 +103,17 @@ def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
                 a_ij = a[i, j] * inverse
                 if a_ij >= col_best[j] - PURE_TOL:
                     ids[k] = i * n + j
-                    v0[k] = a_ij
-                    v1[k] = b_ij
+                    v[k, 0] = a_ij
+                    v[k, 1] = b_ij
                     k += 1
     if k > 0:
-        c = _select(v0, v1, k, rule, allowed)
+        c = select_candidate(v, k, rule, allowed)
         i, j = ids[c] // n, ids[c] % n
         x[i] = 1.0
         y[j] = 1.0
-        out[0] = v0[c] * scale
-        out[1] = v1[c] * scale
-        out[4] = max(col_best[j] - v0[c], row_best[i] - v1[c], 0.0)
+        out[0] = v[c, 0] * scale
+        out[1] = v[c, 1] * scale
+        out[4] = max(col_best[j] - v[c, 0], row_best[i] - v[c, 1], 0.0)
         out[2] = out[4] * scale
         out[3] = k
         return 0

@@ -164,6 +164,16 @@ def _derivatives(q, sizes, off, p, u, jac, bufs, with_jacobian):
 
 
 @njit(**_OPTIONS)
+def deviation_payoffs(q, sizes, p, u, bufs):
+    """``u[ia] = u_i(a, p_-i)`` of game ``q [N, P]`` at the flat profile ``p`` (``bufs``: ``[3, P]``)."""
+    n = sizes.shape[0]
+    off = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        off[i + 1] = off[i] + sizes[i]
+    _derivatives(q, sizes, off, p, u, np.zeros((0, 0)), bufs, False)
+
+
+@njit(**_OPTIONS)
 def _gap(u, p, sizes, off):
     """Nash gap of ``p`` given its deviation payoffs ``u``."""
     worst = 0.0

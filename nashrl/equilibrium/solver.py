@@ -12,9 +12,10 @@ Nash equilibria (``concept="nash"``):
    regret-residual minimisation whose gap is reported takes anything still left;
 3. :mod:`~nashrl.equilibrium.selection` picks one candidate per game.
 
-On CPU, two players with the default search (``search_mixed="auto"``, one label) take all three
-steps in one compiled pass per game (:mod:`~nashrl.equilibrium._bimatrix_numba`): the same
-solutions, without the tensor work around separate kernels.
+On CPU, with the default search (``search_mixed="auto"``; two players: one label), all three
+steps run in one compiled pass per game (:mod:`~nashrl.equilibrium._bimatrix_numba`,
+:mod:`~nashrl.equilibrium._n_player_numba`): the same solutions, without the tensor work around
+separate kernels.
 
 A game left without a candidate within ``tol`` gets the best approximation found and
 ``solved = False``: it is flagged and counted (``n_unsolved``), never NaN and never a
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from nashrl.equilibrium._optional import compiled
-from nashrl.equilibrium.homotopy import logit_homotopy
+from nashrl.equilibrium.homotopy import LAMBDA_MAX, MAX_STEPS, logit_homotopy
 from nashrl.equilibrium.lemke_howson import lemke_howson
 from nashrl.equilibrium.logit import logit_equilibrium, logit_values
 from nashrl.equilibrium.lp import correlated_equilibrium, maximin
@@ -274,34 +275,39 @@ def _solve_scaled(game: torch.Tensor, options: tuple) -> StageGameSolution:
 
 
 def _fused_kernel(game, concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters):
-    """The compiled two-player kernel module where it computes exactly what the general path does
-    (CPU, Nash, the default search with one Lemke-Howson label); None elsewhere."""
-    if not (
-        concept == "nash"
-        and game.shape[1] == 2
-        and game.device.type == "cpu"
-        and search_mixed == "auto"
-        and lh_starts == 1
-        and backend in ("auto", "numba")
-    ):
+    """The compiled kernel module that computes exactly what the general path does (CPU, Nash, the
+    default search; two players with one Lemke-Howson label); None elsewhere."""
+    if not (concept == "nash" and game.device.type == "cpu" and search_mixed == "auto"):
         return None
-    return compiled("_bimatrix_numba")
+    if game.shape[1] == 2:
+        return compiled("_bimatrix_numba") if lh_starts == 1 and backend in ("auto", "numba") else None
+    return compiled("_n_player_numba")
 
 
 def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
-    """Two players on CPU in one compiled pass (:mod:`~nashrl.equilibrium._bimatrix_numba`); the
-    games it marks (a path that did not end, or ended above ``tol``) go the general path."""
+    """Every step of the Nash path in one compiled pass per game, two players
+    (:mod:`~nashrl.equilibrium._bimatrix_numba`) or more (:mod:`~nashrl.equilibrium._n_player_numba`);
+    the games it marks (a path that did not end, or ended above ``tol``) go the general path."""
     from nashrl.equilibrium._lemke_howson_numba import thread_chunks
 
     kernel = _fused_kernel(game, *options)
-    selection, tol = options[1], options[2]
-    payoffs = np.ascontiguousarray(game.numpy())
-    count, _, m, n = payoffs.shape
-    x, y = np.zeros((count, m)), np.zeros((count, n))
-    out = np.zeros((count, 5))  # values, gap, equilibria, gap in the solver's units (tol's)
+    rule, tol = kernel.RULES[options[1]], options[2]
+    count, n_players = game.shape[:2]
+    sizes = tuple(game.shape[2:])
     status = np.zeros(count, dtype=np.int8)
-    args = (payoffs, kernel.RULES[selection], tol, FUSED_PIVOTS_PER_ACTION * (m + n), x, y, out, status)
+    out = np.zeros((count, n_players + 3))  # values, gap, equilibria, gap in the solver's units (tol's)
     chunks = thread_chunks(count)
+    if n_players == 2:
+        payoffs = np.ascontiguousarray(game.numpy())
+        m, n = sizes
+        x, y = np.zeros((count, m)), np.zeros((count, n))
+        args = (payoffs, rule, tol, FUSED_PIVOTS_PER_ACTION * (m + n), x, y, out, status)
+        strategies = [x, y]
+    else:
+        payoffs = np.ascontiguousarray(game.numpy().reshape(count, n_players, -1))
+        x = np.zeros((count, n_players, max(sizes)))
+        args = (payoffs, np.array(sizes, dtype=np.int64), rule, tol, LAMBDA_MAX, MAX_STEPS, x, out, status)
+        strategies = [x[:, i, :a] for i, a in enumerate(sizes)]
     if chunks == 1:
         kernel.solve_range(*args, 0, count)
     else:
@@ -309,11 +315,11 @@ def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
     if (status == kernel.NOT_FINITE).any():
         raise ValueError(NOT_FINITE)
     sol = StageGameSolution(
-        strategies=[torch.from_numpy(x), torch.from_numpy(y)],
-        values=torch.from_numpy(out[:, :2]),
-        nash_gap=torch.from_numpy(out[:, 2]),
-        solved=torch.from_numpy(out[:, 4] <= tol),
-        n_equilibria=torch.from_numpy(out[:, 3].astype(np.int64)),
+        strategies=[torch.from_numpy(np.ascontiguousarray(s)) for s in strategies],
+        values=torch.from_numpy(out[:, :n_players]),
+        nash_gap=torch.from_numpy(out[:, n_players]),
+        solved=torch.from_numpy(out[:, n_players + 2] <= tol),
+        n_equilibria=torch.from_numpy(out[:, n_players + 1].astype(np.int64)),
     )
     left = torch.from_numpy(np.flatnonzero(status))
     if left.numel():
