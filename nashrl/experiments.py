@@ -179,6 +179,7 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
     if "mpe_mean_investment_gap" in s:
         out["mpe_mean_investment_gap"] = s["mpe_mean_investment_gap"]
         out["mpe_ergodic_share_equal"] = s.get("mpe_ergodic_share_equal")
+        out["mpe_ergodic_share_near"] = s.get("mpe_ergodic_share_near")
         if "ergodic_investment" in s:
             out["ergodic_investment"] = statistics.mean(s["ergodic_investment"])
     ir = row.get("impulse_response")
@@ -199,6 +200,7 @@ COLUMNS = [
     ("dynamic_nash_gap_relative", "dynamic Nash gap (rel.)", "{:.3g}"),
     ("mpe_mean_investment_gap", "investment gap to MPE", "{:.3g}"),
     ("mpe_ergodic_share_equal", "states equal to the MPE (ergodic)", "{:.1%}"),
+    ("mpe_ergodic_share_near", "states within 0.1% of value of the MPE's choice (ergodic)", "{:.1%}"),
     ("ergodic_investment", "long-run investment", "{:.3f}"),
     ("mpe_max_ccp_diff", "max CCP diff to MPE", "{:.3f}"),
     ("mpe_mean_ccp_diff", "mean CCP diff to MPE (ergodic)", "{:.3f}"),

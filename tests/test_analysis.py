@@ -156,6 +156,49 @@ def test_mpe_share_counts_states_by_their_ergodic_weight():
     assert at_mpe["mpe_ergodic_investment"] == pytest.approx((mu @ mpe.expected_investment(market.grids[0])).tolist())
 
 
+def test_mpe_stage_loss_prices_each_difference_in_the_mpes_stage_game():
+    """The 3-firm capacity game: firm 3 nearly indifferent at its capacity 2 (the MPE's most visited
+    states). A policy that moves firm 3 by one investment in two states loses, in the MPE's stage
+    game there, exactly U(best) - U(played); the near share counts a state only if that loss is
+    within NEAR_MPE of the mean |value|."""
+    from nashrl.analysis.evaluation import NEAR_MPE
+    from nashrl.theory.capacity import own_action_payoffs, stage_games
+
+    market = make_market({"type": "capacity", "n_firms": 3, "costs": [0.0, 1.0, 2.0]})
+    mpe = solve_mpe(market)
+    mu = mpe.ergodic(market)
+    lookup = {tuple(s): k for k, s in enumerate(market.state_list)}
+    greedy = np.stack([s.argmax(1) for s in mpe.strategies], 1)
+    games = stage_games(market, mpe.values)
+    payoffs = own_action_payoffs(market, mpe.values, mpe.strategies)
+    for k in (0, lookup[(4, 4, 2)], 124):  # the pure MPE: each row is the stage game's slice at the rivals' actions
+        for i in range(3):
+            index = [k, i, *greedy[k]]
+            for a in range(4):
+                index[2 + i] = a
+                assert payoffs[i][k, a] == pytest.approx(games[tuple(index)], abs=1e-12)
+            assert payoffs[i][k].argmax() == greedy[k, i]
+    scale = np.abs(mpe.values).mean()
+    tie, sharp = lookup[(4, 4, 2)], lookup[(0, 0, 0)]
+    moved = {tie: 1, sharp: (greedy[sharp, 2] + 1) % 4}  # firm 3: a near tie, and a clear mistake
+
+    class Moved:
+        def act(self, obs, state):
+            k = lookup[tuple(int(x) for x in state)]
+            joint = greedy[k].copy()
+            joint[2] = moved.get(k, joint[2])
+            return joint
+
+    s = summarize(Moved(), market, steps=5)
+    loss = {k: (payoffs[2][k].max() - payoffs[2][k, a]) / scale for k, a in moved.items()}
+    assert 0 < loss[tie] <= NEAR_MPE < loss[sharp]
+    assert s["mpe_ergodic_share_equal"] == pytest.approx(1 - mu[tie] - mu[sharp], abs=1e-12)
+    assert s["mpe_ergodic_share_near"] == pytest.approx(1 - mu[sharp], abs=1e-12)
+    assert s["mpe_ergodic_stage_loss"] == pytest.approx(mu[tie] * loss[tie] + mu[sharp] * loss[sharp], rel=1e-9)
+    metrics = scalar_metrics(s)
+    assert metrics["eval/mpe_ergodic_share_near"] == pytest.approx(s["mpe_ergodic_share_near"])
+
+
 def test_dynamic_gap_for_demand_shocks_is_per_state_nash():
     market = make_market({"type": "demand_shocks", "memory": 0, "quantities": {"low": 0, "high": 7.5, "size": 16}})
     from nashrl.theory.grid import grid_equilibria

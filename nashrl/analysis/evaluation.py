@@ -15,6 +15,8 @@ COLLUSIVE = ("cartel", "joint_profit")
 
 #: Deterministic markets: greedy play is iterated this many periods at most to find its cycle.
 MAX_CYCLE_SEARCH = 100_000
+#: A learned investment is "near" the MPE where its stage loss is at most this share of the mean |value|.
+NEAR_MPE = 1e-3
 
 
 def as_state(market, state) -> np.ndarray:
@@ -249,13 +251,22 @@ def sequential_outcome(policy, market) -> np.ndarray:
 
 
 def _mpe_summary(policy, market, rows) -> dict[str, Any]:
-    """Capacity game: the policy's investment in every state against the MPE's expected investment,
+    r"""Capacity game: the policy's investment in every state against the MPE's expected investment,
     and the share of states (weighted by the MPE's ergodic distribution) where every firm's
     learned investment is one the MPE plays there (its support: the action itself where the MPE
-    is pure); ``mpe_ergodic_share_by_firm`` is that share firm by firm."""
+    is pure); ``mpe_ergodic_share_by_firm`` is that share firm by firm.
+
+    Where the MPE barely prefers its investment (a margin of 1e-5 of the value in the 3-firm
+    game's most visited states) equality is ill-conditioned, so two numbers say how much a
+    difference matters, in the MPE's own stage games: a learned investment's *stage loss*
+    :math:`\max_a U_i(s, a, \sigma_{-i}) - U_i(s, a^{learned}_i, \sigma_{-i})` relative to the
+    mean :math:`|V|` of the MPE; ``mpe_ergodic_stage_loss`` its ergodic mean (largest over firms),
+    ``mpe_ergodic_share_near`` the ergodic share of states where every firm's loss is at most
+    :data:`NEAR_MPE`. Neither replaces the share equal to the MPE."""
     from nashrl.theory.capacity import stationary_distribution
 
-    gaps, equal, weights = [], [], []
+    scale = max(float(np.mean([np.abs(row["profits"]).mean() for row in rows])), 1e-12)
+    gaps, equal, weights, losses = [], [], [], []
     played = np.zeros((len(market.state_list), *market.action_sizes))  # the greedy policy, one-hot rows
     invested = np.zeros((len(market.state_list), market.n_firms))
     for row in rows:
@@ -267,6 +278,7 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
         gaps.append(np.abs(invest - np.array(row["actions"])).max())
         equal.append([any(np.isclose(x, y) for y in support) for x, support in zip(invest, row["support"])])
         weights.append(row["ergodic_weight"])
+        losses.append(max(max(pay) - pay[a] for pay, a in zip(row["stage_payoffs"], joint)) / scale)
     equal_arr, w = np.array(equal, dtype=float), np.array(weights)
     # Each firm's long-run mean investment under the learned policy's own stationary distribution
     # (over- or under-investment against the MPE's, which weighs the MPE's rows by its own).
@@ -279,6 +291,8 @@ def _mpe_summary(policy, market, rows) -> dict[str, Any]:
         "mpe_mean_investment_gap": float(np.mean(gaps)),
         "mpe_ergodic_share_equal": float(w @ equal_arr.min(1) / w.sum()),
         "mpe_ergodic_share_by_firm": (w @ equal_arr / w.sum()).tolist(),
+        "mpe_ergodic_stage_loss": float(w @ np.array(losses) / w.sum()),
+        "mpe_ergodic_share_near": float(w @ (np.array(losses) <= NEAR_MPE) / w.sum()),
         "mpe_converged": bool(rows[0]["converged"]),
         "mpe_method": rows[0]["method"],
         "mpe_best_response_gain": float(rows[0]["best_response_gain"]),
@@ -316,5 +330,7 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
     if "mpe_mean_investment_gap" in summary:
         out["eval/mpe_mean_investment_gap"] = float(summary["mpe_mean_investment_gap"])
         out["eval/mpe_ergodic_share_equal"] = float(summary["mpe_ergodic_share_equal"])
+        out["eval/mpe_ergodic_share_near"] = float(summary["mpe_ergodic_share_near"])
+        out["eval/mpe_ergodic_stage_loss"] = float(summary["mpe_ergodic_stage_loss"])
         out["eval/ergodic_investment"] = float(np.mean(summary["ergodic_investment"]))
     return out

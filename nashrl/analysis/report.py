@@ -177,6 +177,11 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
         "share of states played as the MPE",
         [("MPE", 1.0), ("target 95%", 0.95)],
     ),
+    "eval/mpe_ergodic_share_near": (
+        "share of states whose every investment loses <= 0.1% of value in the MPE's stage game",
+        [("MPE", 1.0)],
+    ),
+    "eval/mpe_ergodic_stage_loss": ("stage loss against the MPE's choice / mean |value|, ergodic mean", [("MPE", 0.0)]),
     "eval/mpe_max_ccp_diff": (
         "largest |CCP - MPE| over visited states",
         [("MPE", 0.0), ("target 0.02 (entry_exit)", 0.02)],

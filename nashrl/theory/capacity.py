@@ -154,6 +154,20 @@ def best_response_gain(market, strategies: list[np.ndarray]) -> np.ndarray:
     return np.array(gains)
 
 
+def own_action_payoffs(market, values: np.ndarray, strategies: list[np.ndarray]) -> list[np.ndarray]:
+    r"""Per firm, ``[S, A]``: :math:`U_i(s, a_i, \sigma_{-i}(s))`, the stage-game payoff of each own
+    investment against the rivals' strategies, with continuation ``values``. At an MPE (``values``
+    its own) the support of :math:`\sigma_i(s)` attains the row's maximum; the margin to the next
+    investment says how sharply the equilibrium determines the firm's choice there, and
+    ``max_a U_i - U_i(s, a')`` is what playing :math:`a'` for one period costs the firm."""
+    games = stage_games(market, values)
+    out = []
+    for i in range(market.n_firms):
+        rest = tuple(1 + j for j in range(market.n_firms) if j != i)
+        out.append((_rivals_joint(strategies, i) * games[:, i]).sum(axis=rest))
+    return out
+
+
 def _rivals_joint(strategies: list[np.ndarray], i: int) -> np.ndarray:
     """``[S, A_1..A_N]`` product of the rivals' strategies, constant along firm i's axis."""
     n = len(strategies)
@@ -239,8 +253,10 @@ def solve_mpe(
 def mpe_rows(market, selection: str = "pareto") -> list[dict]:
     """Benchmark rows of the computed MPE, one per state; labelled ``mpe_not_converged`` (never
     ``mpe``) when the profile is not verified, with its best-response gain. Each row carries the
-    state's ``ergodic_weight`` under the MPE and each firm's ``support`` (the investments it
-    plays with positive probability), which evaluation compares a learned policy with."""
+    state's ``ergodic_weight`` under the MPE, each firm's ``support`` (the investments it
+    plays with positive probability) and ``stage_payoffs`` (per firm, each own investment's payoff
+    in the MPE's stage game there, :func:`own_action_payoffs`), which evaluation compares a
+    learned policy with."""
     from nashrl.theory.rows import row
 
     mpe = solve_mpe(market, selection=selection)
@@ -250,6 +266,8 @@ def mpe_rows(market, selection: str = "pareto") -> list[dict]:
         [[float(g) for g in grid[strategy[k] > SUPPORT_TOL]] for strategy, grid in zip(mpe.strategies, market.grids)]
         for k in range(len(mpe.states))
     ]
+    payoffs = own_action_payoffs(market, mpe.values, mpe.strategies)
+    stage_payoffs = [[p[k].tolist() for p in payoffs] for k in range(len(mpe.states))]
     concept = "mpe" if mpe.converged else "mpe_not_converged"
     return [
         row(
@@ -264,6 +282,9 @@ def mpe_rows(market, selection: str = "pareto") -> list[dict]:
             stage_gap=float(gap),
             ergodic_weight=float(w),
             support=support,
+            stage_payoffs=payoff,
         )
-        for s, x, vals, gap, w, support in zip(mpe.states, invest, mpe.values, mpe.stage_gap, weights, supports)
+        for s, x, vals, gap, w, support, payoff in zip(
+            mpe.states, invest, mpe.values, mpe.stage_gap, weights, supports, stage_payoffs
+        )
     ]
