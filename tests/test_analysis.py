@@ -382,3 +382,25 @@ def test_report_of_a_tabular_run(tmp_path):
     market = make_market({"type": "capacity"})
     maps = capacity_policy_maps(Constant([1, 1]), market, tmp_path / "maps.png")
     assert maps.stat().st_size > 1000
+    duopoly = json.loads(maps.with_suffix(".json").read_text())["maps"]
+    assert len(duopoly) == 1 and np.allclose(duopoly[0]["learned"], market.grids[0][1])
+    mpe = solve_mpe(market)  # the MPE map: firm 0's investment at (own, rival) capacity
+    invest = mpe.expected_investment(market.grids[0])
+    k = market.levels
+    assert np.allclose(duopoly[0]["mpe"], invest[:, 0].reshape(k, k))
+    # Three firms: a map per firm, the third firm held at its level in the MPE's most visited state.
+    triopoly = make_market({"type": "capacity", "n_firms": 3, "costs": [0.0, 1.0, 2.0]})
+    three = capacity_policy_maps(Constant([0, 1, 2]), triopoly, tmp_path / "maps3.png")
+    data = json.loads(three.with_suffix(".json").read_text())["maps"]
+    mpe3 = solve_mpe(triopoly)
+    mode = triopoly.state_list[int(np.argmax(mpe3.ergodic(triopoly)))]
+    lookup = {tuple(int(x) for x in s): r for r, s in enumerate(triopoly.state_list)}
+    invest3 = mpe3.expected_investment(triopoly.grids[0])
+    assert [(m["firm"], m["rival"]) for m in data] == [(0, 1), (1, 2), (2, 0)]
+    for m in data:
+        held = {int(j): level for j, level in m["held"].items()}
+        assert held == {3 - m["firm"] - m["rival"]: int(mode[3 - m["firm"] - m["rival"]])}
+        assert np.allclose(m["learned"], triopoly.grids[0][m["firm"]])  # Constant([0, 1, 2]): firm i plays action i
+        state = [0, 0, 0]
+        state[m["firm"]], state[m["rival"]], state[3 - m["firm"] - m["rival"]] = 2, 3, mode[3 - m["firm"] - m["rival"]]
+        assert m["mpe"][2][3] == pytest.approx(invest3[lookup[tuple(state)], m["firm"]])

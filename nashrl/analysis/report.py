@@ -126,29 +126,48 @@ def _ccp_figure(ev: dict[str, Any], market, figures: Path) -> list[str]:
 
 
 def capacity_policy_maps(policy, market, path: Path) -> Path:
-    """Heatmaps of firm 0's investment by (own, rival) capacity: learned policy against the MPE."""
+    """Heatmaps of a firm's investment by (own, next rival's) capacity: learned policy against the
+    MPE. Two firms: firm 0's map. More: one row per firm, the other rivals held at their levels in
+    the MPE's most visited state (named in each title and in the data)."""
     import matplotlib.pyplot as plt
 
     from nashrl.theory.capacity import solve_mpe
 
     mpe = solve_mpe(market)
-    k = market.levels
-    learned = np.zeros((k, k))
-    equilibrium = mpe.expected_investment(market.grids[0])[:, 0].reshape(k, k)
-    for state in market.state_list:
-        joint = policy.act(market.observe(state).astype(np.float32), state)
-        learned[state[0], state[1]] = market.grids[0][joint[0]]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    n, k = market.n_firms, market.levels
+    index = {tuple(int(x) for x in state): row for row, state in enumerate(market.state_list)}
+    mode = [int(x) for x in market.state_list[int(np.argmax(mpe.ergodic(market)))]]
+    invest = mpe.expected_investment(market.grids[0])
+    firms = [0] if n == 2 else list(range(n))
+    maps = []
+    for i in firms:
+        rival = (i + 1) % n
+        learned, equilibrium = np.zeros((k, k)), np.zeros((k, k))
+        for own in range(k):
+            for other in range(k):
+                state = np.array(mode)
+                state[i], state[rival] = own, other
+                joint = policy.act(market.observe(state).astype(np.float32), state)
+                learned[own, other] = market.grids[i][joint[i]]
+                equilibrium[own, other] = invest[index[tuple(state)], i]
+        held = {j: mode[j] for j in range(n) if j not in (i, rival)}
+        maps.append({"firm": i, "rival": rival, "held": held, "learned": learned, "mpe": equilibrium})
+    fig, axes = plt.subplots(len(maps), 2, figsize=(8, 3.4 * len(maps)), squeeze=False)
     mpe_title = "MPE" if mpe.converged else f"MPE NOT CONVERGED (BR gain {mpe.best_response_gain:.2g})"
-    for ax, data, title in zip(axes, (learned, equilibrium), ("learned", mpe_title)):
-        im = ax.imshow(data, origin="lower", vmin=market.grids[0].min(), vmax=market.grids[0].max(), cmap="viridis")
-        ax.set_xlabel("rival capacity level")
-        ax.set_ylabel("own capacity level")
-        ax.set_title(f"firm 0 investment: {title}", fontsize=10)
+    for row, m in zip(axes, maps):
+        held = ", ".join(f"firm {j} at {level}" for j, level in m["held"].items())
+        for ax, data, title in zip(row, (m["learned"], m["mpe"]), ("learned", mpe_title)):
+            im = ax.imshow(data, origin="lower", vmin=market.grids[0].min(), vmax=market.grids[0].max(), cmap="viridis")
+            ax.set_xlabel(f"firm {m['rival']}'s capacity level")
+            ax.set_ylabel("own capacity level")
+            ax.set_title(f"firm {m['firm']} investment: {title}" + (f"\n({held})" if held else ""), fontsize=9)
     fig.colorbar(im, ax=axes, shrink=0.8, label="investment")
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    data = {"learned": learned.tolist(), "mpe": equilibrium.tolist(), "mpe_converged": bool(mpe.converged)}
+    data = {
+        "maps": [{**m, "learned": m["learned"].tolist(), "mpe": m["mpe"].tolist()} for m in maps],
+        "mpe_converged": bool(mpe.converged),
+    }
     atomic_write_text(path.with_suffix(".json"), json.dumps(data))
     return path
 
