@@ -152,7 +152,9 @@ def capacity_policy_maps(policy, market, path: Path) -> Path:
                 equilibrium[own, other] = invest[index[tuple(state)], i]
         held = {j: mode[j] for j in range(n) if j not in (i, rival)}
         maps.append({"firm": i, "rival": rival, "held": held, "learned": learned, "mpe": equilibrium})
-    fig, axes = plt.subplots(len(maps), 2, figsize=(8, 3.4 * len(maps)), squeeze=False)
+    fig, axes = plt.subplots(len(maps), 2, figsize=(8, 3.4 if len(maps) == 1 else 3.9 * len(maps)), squeeze=False)
+    if len(maps) > 1:
+        fig.subplots_adjust(hspace=0.55)
     mpe_title = "MPE" if mpe.converged else f"MPE NOT CONVERGED (BR gain {mpe.best_response_gain:.2g})"
     for row, m in zip(axes, maps):
         held = ", ".join(f"firm {j} at {level}" for j, level in m["held"].items())
@@ -197,7 +199,7 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
         [("MPE", 1.0), ("target 95%", 0.95)],
     ),
     "eval/mpe_ergodic_share_near": (
-        "share of states whose every investment loses <= 0.1% of value in the MPE's stage game",
+        "share within 0.1% of value of the MPE's choice",
         [("MPE", 1.0)],
     ),
     "eval/mpe_ergodic_stage_loss": ("stage loss against the MPE's choice / mean |value|, ergodic mean", [("MPE", 0.0)]),
