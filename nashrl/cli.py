@@ -149,11 +149,12 @@ def print_policy_summary(ev: dict[str, Any]) -> None:
         from nashrl.analysis.evaluation import NEAR_MPE
 
         flag = "" if ev.get("mpe_converged", True) else " (WARNING: that MPE did not converge: approximate benchmark)"
+        near = ev.get("mpe_ergodic_share_near")  # (summaries written before 2026-12-05 lack it)
         print(
             f"  investment vs MPE: max gap {ev['mpe_max_investment_gap']:.3g}, mean {ev['mpe_mean_investment_gap']:.3g}"
             f", equal to the MPE in {ev['mpe_ergodic_share_equal']:.1%} of states (ergodic weights)"
-            f", within {NEAR_MPE:.1%} of value of the MPE's choice in {ev['mpe_ergodic_share_near']:.1%}"
-            f"; MPE best-response gain {ev.get('mpe_best_response_gain', 0.0):.3g}{flag}"
+            + (f", within {NEAR_MPE:.1%} of value of the MPE's choice in {near:.1%}" if near is not None else "")
+            + f"; MPE best-response gain {ev.get('mpe_best_response_gain', 0.0):.3g}{flag}"
         )
 
 
