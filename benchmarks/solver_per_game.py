@@ -4,6 +4,8 @@ on the same games (not a test):
 
     python benchmarks/solver_per_game.py --save-games games.npz            # this checkout makes them
     python benchmarks/solver_per_game.py --games games.npz --label now
+    python benchmarks/solver_per_game.py --save-games all.npz --per-family 1000 --families "random 3p 5x5x5"
+    python benchmarks/solver_per_game.py --games all.npz --batched   # one call on the whole family
     git worktree add /tmp/before b92ec3e
     (cd /tmp/before && PYTHONPATH=. python /path/to/benchmarks/solver_per_game.py --games games.npz --label before)
 
@@ -43,6 +45,29 @@ def save_games(path: str, per_family: int, only: list[str] | None = None) -> Non
     print(f"saved {sum(len(v) for v in out.values())} games of {len(out)} families to {path}")
 
 
+def time_batches(path: str, label: str) -> dict:
+    """Per game in one call on every saved game of a family (the batched convention)."""
+    import numba
+    import torch
+
+    from nashrl.equilibrium import solve
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    results = {}
+    with np.load(path) as data:
+        for name in data.files:
+            games = torch.as_tensor(data[name])
+            solve(games[:1])  # compile / load the kernels
+            begin = time.perf_counter()
+            sol = solve(games)
+            elapsed = time.perf_counter() - begin
+            unsolved = int((~sol.solved).sum())
+            results[name] = {"games": len(games), "per_game_s": elapsed / len(games), "unsolved": unsolved}
+            print(label, name, json.dumps(results[name]), flush=True)
+    return results
+
+
 def time_games(path: str, label: str, cap_s: float) -> dict:
     import numba
     import torch
@@ -77,12 +102,13 @@ def main() -> None:
     parser.add_argument("--games", help="time solve on the games saved in this file")
     parser.add_argument("--label", default="nashrl")
     parser.add_argument("--cap", type=float, default=30.0, help="seconds per family (the rest of it is skipped)")
+    parser.add_argument("--batched", action="store_true", help="time one call per family on all its saved games")
     parser.add_argument("--json", help="also write the times here")
     args = parser.parse_args()
     if args.save_games:
         save_games(args.save_games, args.per_family, args.families)
     if args.games:
-        results = time_games(args.games, args.label, args.cap)
+        results = time_batches(args.games, args.label) if args.batched else time_games(args.games, args.label, args.cap)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
 
