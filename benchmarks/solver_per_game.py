@@ -45,8 +45,28 @@ def save_games(path: str, per_family: int, only: list[str] | None = None) -> Non
     print(f"saved {sum(len(v) for v in out.values())} games of {len(out)} families to {path}")
 
 
-def time_batches(path: str, label: str) -> dict:
-    """Per game in one call on every saved game of a family (the batched convention)."""
+def _per_call(solve, games, cap_s: float) -> dict:
+    """Median seconds of ``solve`` on one game per call (the families' games in order, up to ``cap_s``)."""
+    times, unsolved, start = [], 0, time.perf_counter()
+    for game in games:
+        begin = time.perf_counter()
+        sol = solve(game[None])
+        times.append(time.perf_counter() - begin)
+        unsolved += int((~sol.solved).sum())
+        if time.perf_counter() - start > cap_s:
+            break
+    return {"games": len(times), "median_s": statistics.median(times), "unsolved": unsolved}
+
+
+def _one_call(solve, games) -> dict:
+    """Seconds per game of ``solve`` on all the games in one call (the batched convention)."""
+    begin = time.perf_counter()
+    sol = solve(games)
+    elapsed = time.perf_counter() - begin
+    return {"games": len(games), "per_game_s": elapsed / len(games), "unsolved": int((~sol.solved).sum())}
+
+
+def time_games(path: str, label: str, cap_s: float, batched: bool = False) -> dict:
     import numba
     import torch
 
@@ -59,37 +79,7 @@ def time_batches(path: str, label: str) -> dict:
         for name in data.files:
             games = torch.as_tensor(data[name])
             solve(games[:1])  # compile / load the kernels
-            begin = time.perf_counter()
-            sol = solve(games)
-            elapsed = time.perf_counter() - begin
-            unsolved = int((~sol.solved).sum())
-            results[name] = {"games": len(games), "per_game_s": elapsed / len(games), "unsolved": unsolved}
-            print(label, name, json.dumps(results[name]), flush=True)
-    return results
-
-
-def time_games(path: str, label: str, cap_s: float) -> dict:
-    import numba
-    import torch
-
-    from nashrl.equilibrium import solve
-
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    results = {}
-    with np.load(path) as data:
-        for name in data.files:
-            games = torch.as_tensor(data[name])
-            solve(games[:1])  # compile / load the kernels
-            times, unsolved, start = [], 0, time.perf_counter()
-            for game in games:
-                begin = time.perf_counter()
-                sol = solve(game[None])
-                times.append(time.perf_counter() - begin)
-                unsolved += int((~sol.solved).sum())
-                if time.perf_counter() - start > cap_s:
-                    break
-            results[name] = {"games": len(times), "median_s": statistics.median(times), "unsolved": unsolved}
+            results[name] = _one_call(solve, games) if batched else _per_call(solve, games, cap_s)
             print(label, name, json.dumps(results[name]), flush=True)
     return results
 
@@ -108,7 +98,7 @@ def main() -> None:
     if args.save_games:
         save_games(args.save_games, args.per_family, args.families)
     if args.games:
-        results = time_batches(args.games, args.label) if args.batched else time_games(args.games, args.label, args.cap)
+        results = time_games(args.games, args.label, args.cap, args.batched)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
 

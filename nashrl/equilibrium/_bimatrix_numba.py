@@ -50,14 +50,14 @@ def workspace(m, n):
 
 
 @njit(**_OPTIONS)
-def _finite(a, b):
-    """True when every payoff is finite (``v - v`` is 0 for finite ``v``, NaN otherwise; counted
-    as integers, a reduction that vectorises without reordering float sums). Not under fast-math
-    flags: those let the compiler assume there is no NaN and drop the test."""
+def all_finite(x):
+    """True when every entry of the 2-d array ``x`` is finite (``v - v`` is 0 for finite ``v``, NaN
+    otherwise; counted as integers, a reduction that vectorises without reordering float sums). Not
+    under fast-math flags: those let the compiler assume there is no NaN and drop the test."""
     bad = 0
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            bad += (a[i, j] - a[i, j] != 0.0) + (b[i, j] - b[i, j] != 0.0)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            bad += x[i, j] - x[i, j] != 0.0
     return bad == 0
 
 
@@ -87,7 +87,7 @@ def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
     must take the game to the general path, :data:`NOT_FINITE` for a NaN or infinite payoff."""
     col_best, row_best, ids, v, allowed, dev0, dev1, lh_work = work
     m, n = a.shape
-    if not _finite(a, b):
+    if not (all_finite(a) and all_finite(b)):
         return NOT_FINITE
     scale = _scan(a, b, col_best, row_best)
     inverse = 1.0 / scale  # the solver's units: (a, b) * inverse, entry by entry, never stored

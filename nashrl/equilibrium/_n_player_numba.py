@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from nashrl.equilibrium._bimatrix_numba import all_finite
 from nashrl.equilibrium._homotopy_numba import deviation_payoffs, trace_one
 from nashrl.equilibrium._select_numba import RULES, select_candidate  # noqa: F401 (RULES: the caller's codes)
 
@@ -50,16 +51,6 @@ def workspace(sizes, n_profiles):
         np.empty((3, n_profiles)),
         np.empty((n, sizes.max())),
     )
-
-
-@njit(**_OPTIONS)
-def _finite(q):
-    """True when every payoff is finite (``v - v`` is 0 for finite ``v``, NaN otherwise)."""
-    bad = 0
-    for i in range(q.shape[0]):
-        for r in range(q.shape[1]):
-            bad += q[i, r] - q[i, r] != 0.0
-    return bad == 0
 
 
 @njit(**_OPTIONS)
@@ -101,7 +92,7 @@ def solve_one(game, sizes, rule, tol, lambda_max, max_steps, x, out, work):
     payoff."""
     q, mask, ids, v, allowed, stride, p, u, bufs, mixed = work
     n, n_profiles = game.shape
-    if not _finite(game):
+    if not all_finite(game):
         return NOT_FINITE
     scale = 1.0
     for i in range(n):
