@@ -202,7 +202,7 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
         "share within 0.1% of value of the MPE's choice",
         [("MPE", 1.0)],
     ),
-    "eval/mpe_ergodic_stage_loss": ("stage loss against the MPE's choice / mean |value|, ergodic mean", [("MPE", 0.0)]),
+    "eval/mpe_ergodic_stage_loss": ("stage loss / mean |value| (ergodic mean)", [("MPE", 0.0)]),
     "eval/mpe_max_ccp_diff": (
         "largest |CCP - MPE| over visited states",
         [("MPE", 0.0), ("target 0.02 (entry_exit)", 0.02)],
