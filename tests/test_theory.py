@@ -7,7 +7,7 @@ from scipy.optimize import minimize_scalar
 from nashrl.markets import ConfigError, make_market
 from nashrl.theory import cournot, linear_bertrand, logit, stackelberg
 from nashrl.theory.benchmarks import benchmarks
-from nashrl.theory.capacity import solve_mpe, stage_games
+from nashrl.theory.capacity import solve_mpe, stage_games, target_variance
 from nashrl.theory.grid import grid_equilibria, grid_subgame_perfect
 
 FINE = 200_001
@@ -171,6 +171,22 @@ def test_capacity_mpe_is_a_fixed_point_with_exact_stage_equilibria():
     # A firm invests (weakly) less the more capacity it has, facing the same rival.
     invest = mpe.expected_investment(env.grids[0]).reshape(env.levels, env.levels, 2)
     assert np.all(np.diff(invest[:, 2, 0]) <= 1e-9)
+
+
+def test_capacity_target_variance_matches_sampled_transitions():
+    """The TD target's variance at the MPE values equals that of targets built from the market's own
+    sampled transitions (3 firms, three states and joint investments, 200k draws each)."""
+    env = make_market({"type": "capacity", "n_firms": 3, "costs": [0.0, 1.0, 2.0]})
+    mpe = solve_mpe(env)
+    variance = target_variance(env, mpe.values)
+    assert variance.shape == (len(env.state_list), *env.action_sizes, 3) and np.all(variance >= 0)
+    rng = np.random.default_rng(0)
+    for k, joint in ((0, (3, 3, 3)), (62, (1, 0, 2)), (124, (0, 0, 0))):
+        state = np.repeat(env.state_list[k][None], 200_000, axis=0)
+        nxt = env.transitions(state, np.repeat(np.array(joint)[None], len(state), axis=0), rng)
+        targets = env.discount * mpe.values[env.state_index(nxt)]
+        np.testing.assert_allclose(targets.var(0), variance[(k, *joint)], rtol=0.03, atol=1e-9)
+    assert variance[0, 3, 3, 3].max() > 0  # growth from the lowest levels is random
 
 
 @pytest.mark.parametrize(

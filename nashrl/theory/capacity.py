@@ -111,6 +111,20 @@ def stage_games(market, values: np.ndarray) -> np.ndarray:
     return _flows(market) + market.discount * continuation
 
 
+def target_variance(market, values: np.ndarray) -> np.ndarray:
+    r"""``[S, A_1, ..., A_N, N]``: the variance of a one-step TD target
+    :math:`r_i(s, x) + \delta V_i(s')` after joint investment :math:`x` in state :math:`s`, from
+    the random next state alone (the flow is deterministic):
+    :math:`\delta^2 \big(E[V_i(s')^2] - E[V_i(s')]^2\big)`, :math:`s' \sim T(\cdot \mid s, x)`.
+    With the MPE's ``values`` it is the noise no learner can avoid when it estimates
+    :math:`Q_i(s, x)` from sampled transitions (``benchmarks/capacity_margins.py``)."""
+    n_states = len(market.state_list)
+    trans = transition_tensor(market).reshape(n_states, -1, n_states)
+    mean = trans @ values
+    variance = market.discount**2 * np.maximum(trans @ values**2 - mean**2, 0.0)
+    return variance.reshape(n_states, *market.action_sizes, values.shape[1])
+
+
 def _flows(market) -> np.ndarray:
     return _cached(market, "flows", lambda: np.stack([market.payoff_table(s) for s in market.state_list]))
 
