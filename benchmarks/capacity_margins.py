@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--env-steps", type=float, default=800_000, help="env steps of the sample count")
     parser.add_argument("--epsilon", type=float, default=0.05, help="each firm's exploration rate then")
     parser.add_argument("--episode-length", type=int, default=10, help="periods per episode")
+    parser.add_argument("--checkpoints", nargs="+", default=[], help="trained runs: how often each is right, by ratio")
     args = parser.parse_args()
 
     from nashrl.config import load_config
@@ -58,38 +59,7 @@ def main() -> None:
             invest = [float(market.grids[i][s.argmax()]) for i, s in enumerate(row[k] for row in mpe.strategies)]
             print(market.state_list[k], f"{weights[k]:.4f}", invest, np.round(margins[k], 5).tolist())
             shown += 1
-    _samples_needed(market, mpe, margins, weights, args)
-
-
-def _samples_needed(market, mpe, margins, weights, args) -> None:
-    """Targets per cell needed to order each firm's equilibrium investment against its runner-up,
-    against the targets a run gets there (see the module docstring)."""
-    from nashrl.theory.capacity import stage_games, target_variance, transition_tensor
-
-    n, n_states = market.n_firms, len(weights)
-    trans = transition_tensor(market).reshape(n_states, -1, n_states)  # [S, joint, S']
-    variance = target_variance(market, mpe.values).reshape(n_states, -1, n)  # [S, joint, N]
-    profile = np.stack([s.argmax(1) for s in mpe.strategies], axis=1)  # pure MPE
-    games = stage_games(market, mpe.values)
-    # training's state visits: episodes from uniform states, each period's distribution averaged
-    chain = np.einsum("sj,sjt->st", _one_hot_joint(market, profile), trans)
-    visits, step = np.zeros(n_states), np.full(n_states, 1.0 / n_states)
-    for _ in range(args.episode_length):
-        visits += step / args.episode_length
-        step = step @ chain
-    sizes = market.action_sizes
-    others_greedy = (1.0 - args.epsilon * (1.0 - 1.0 / sizes[0])) ** (n - 1)
-    needed, available = np.zeros((n_states, n)), np.zeros((n_states, n))
-    for k in range(n_states):
-        star = tuple(profile[k])
-        for i in range(n):
-            own = games[(k, i) + star[:i] + (slice(None),) + star[i + 1 :]]
-            runner = int(np.argsort(own)[-2])
-            other = star[:i] + (runner,) + star[i + 1 :]
-            cells = [np.ravel_multi_index(x, sizes) for x in (star, other)]
-            spread = variance[k, cells[0], i] + variance[k, cells[1], i]
-            needed[k, i] = 4.0 * spread / max(margins[k, i], 1e-300) ** 2
-            available[k, i] = args.env_steps * visits[k] * args.epsilon / sizes[i] * others_greedy
+    needed, available = samples_needed(market, mpe, margins, args.env_steps, args.epsilon, args.episode_length)
     ratio = (needed / available).max(1)
     print(
         f"\ntargets per cell to order each firm's MPE investment against its runner-up (two standard"
@@ -106,6 +76,67 @@ def _samples_needed(market, mpe, margins, weights, args) -> None:
         f"{share:.0%}: {ratio[order][np.searchsorted(cumulative, share)]:.3g}" for share in (0.5, 0.8, 0.9, 0.95)
     )
     print(f"needed / available to cover a share of the ergodic mass: {covers}")
+    if args.checkpoints:
+        _right_by_ratio(market, mpe, needed / available, weights, args.checkpoints)
+
+
+def _right_by_ratio(market, mpe, ratio, weights, checkpoints) -> None:
+    """How often the checkpoints' greedy investment is the MPE's, firm by firm and state by state,
+    grouped by needed / available (weights: the MPE's ergodic distribution)."""
+    from nashrl.analysis.report import load_policy
+    from nashrl.checkpoints import experiment_of
+    from nashrl.markets import make_market
+
+    profile = np.stack([s.argmax(1) for s in mpe.strategies], axis=1)
+    right = []
+    for checkpoint in checkpoints:
+        config, _ = experiment_of(checkpoint)
+        policy, trained = load_policy(checkpoint, config), make_market(config["market"])  # its encoding
+        acts = [policy.act(trained.observe(s).astype(np.float32), s) for s in market.state_list]
+        right.append(np.array(acts) == profile)
+    share_right = np.mean(right, axis=0)  # [S, N]
+    mass = np.broadcast_to(weights[:, None], ratio.shape)
+    print(f"\n{len(checkpoints)} runs: how often a firm's learned investment is the MPE's, by needed / available")
+    print("| needed / available | firm-states | ergodic mass (summed over firms) | right, mass-weighted |")
+    print("|---|---:|---:|---:|")
+    edges = (0, 1, 10, 100, 1e3, 1e4, np.inf)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        cell = (ratio >= lo) & (ratio < hi)
+        total = mass[cell].sum()
+        share = (share_right[cell] * mass[cell]).sum() / total if total > 0 else float("nan")
+        print(f"| [{lo:g}, {hi:g}) | {cell.sum()} | {total:.3f} | {share:.3f} |")
+
+
+def samples_needed(market, mpe, margins, env_steps: float, epsilon: float, episode_length: int):
+    """``[S, N]`` targets per cell needed to order each firm's equilibrium investment against its
+    runner-up, and ``[S, N]`` the targets a run gets in the runner-up's cell (module docstring)."""
+    from nashrl.theory.capacity import stage_games, target_variance, transition_tensor
+
+    n, n_states = market.n_firms, len(market.state_list)
+    trans = transition_tensor(market).reshape(n_states, -1, n_states)  # [S, joint, S']
+    variance = target_variance(market, mpe.values).reshape(n_states, -1, n)  # [S, joint, N]
+    profile = np.stack([s.argmax(1) for s in mpe.strategies], axis=1)  # pure MPE
+    games = stage_games(market, mpe.values)
+    # training's state visits: episodes from uniform states, each period's distribution averaged
+    chain = np.einsum("sj,sjt->st", _one_hot_joint(market, profile), trans)
+    visits, step = np.zeros(n_states), np.full(n_states, 1.0 / n_states)
+    for _ in range(episode_length):
+        visits += step / episode_length
+        step = step @ chain
+    sizes = market.action_sizes
+    others_greedy = (1.0 - epsilon * (1.0 - 1.0 / sizes[0])) ** (n - 1)
+    needed, available = np.zeros((n_states, n)), np.zeros((n_states, n))
+    for k in range(n_states):
+        star = tuple(profile[k])
+        for i in range(n):
+            own = games[(k, i) + star[:i] + (slice(None),) + star[i + 1 :]]
+            runner = int(np.argsort(own)[-2])
+            other = star[:i] + (runner,) + star[i + 1 :]
+            cells = [np.ravel_multi_index(x, sizes) for x in (star, other)]
+            spread = variance[k, cells[0], i] + variance[k, cells[1], i]
+            needed[k, i] = 4.0 * spread / max(margins[k, i], 1e-300) ** 2
+            available[k, i] = env_steps * visits[k] * epsilon / sizes[i] * others_greedy
+    return needed, available
 
 
 def _one_hot_joint(market, profile: np.ndarray) -> np.ndarray:
