@@ -131,6 +131,14 @@ def print_policy_summary(ev: dict[str, Any]) -> None:
         )
     for c in ev.get("state_comparisons", []):
         print(f"  at {c['state']}: {c['concept']} {_fmt(c['benchmark_actions'])}, learned {_fmt(c['policy_actions'])}")
+    following = ev.get("state_following")  # (summaries written before 2026-12-05 lack it)
+    if following is not None:
+        slope = "-" if following["slope"] is None else f"{following['slope']:.2f}"
+        print(
+            f"  across the {following['states']} states: slope of the policy on the state's Nash {slope} (1: follows"
+            f" it, 0: ignores the state); the Nash moves {following['nash_range_steps']} grid steps; the best"
+            f" state-independent action is {following['best_constant_steps']} step(s) from it in the worst state"
+        )
     if ev.get("profit_gain") is not None:
         per_firm = ", ".join("-" if d is None else f"{d:.3f}" for d in ev.get("profit_gain_per_firm", []))
         print(

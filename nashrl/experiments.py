@@ -174,6 +174,9 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
         out["max_grid_steps_to_state_nash"] = max(c["max_grid_steps"] for c in s["state_comparisons"])
         if "state_stage_gap" in s:
             out["state_stage_gap_relative"] = s["state_stage_gap"]["relative"]
+        if s.get("state_following") is not None:
+            out["state_following_slope"] = s["state_following"]["slope"]
+            out["best_constant_grid_steps"] = s["state_following"]["best_constant_steps"]
     if "dynamic_nash_gap" in s:
         out["dynamic_nash_gap_relative"] = s["dynamic_nash_gap"]["relative"]
     if "mpe_mean_investment_gap" in s:
@@ -197,6 +200,8 @@ COLUMNS = [
     ("mean_grid_steps_to_state_nash", "grid steps to state Nash", "{:.2f}"),
     ("max_grid_steps_to_state_nash", "grid steps to state Nash, worst state", "{:.2f}"),
     ("state_stage_gap_relative", "largest state's deviation gain (rel.)", "{:.3g}"),
+    ("state_following_slope", "slope on the state's Nash (1: follows it, 0: ignores the state)", "{:.2f}"),
+    ("best_constant_grid_steps", "grid steps of the best state-independent action, worst state", "{:.0f}"),
     ("dynamic_nash_gap_relative", "dynamic Nash gap (rel.)", "{:.3g}"),
     ("mpe_mean_investment_gap", "investment gap to MPE", "{:.3g}"),
     ("mpe_ergodic_share_equal", "states equal to the MPE (ergodic)", "{:.1%}"),

@@ -236,6 +236,37 @@ def test_state_stage_gap_bounds_the_dynamic_gap_where_actions_do_not_move_the_st
     assert len(gaining) == 1  # only the demand level played off Nash
 
 
+def test_state_following_tells_a_state_independent_policy_from_one_that_follows_the_nash():
+    """Demand shocks (memory 0): the per-state grid Nash follows the state's Nash with slope near 1, a
+    constant policy has slope 0, and the best constant's worst-state distance is the brute-force one."""
+    market = make_market({"type": "demand_shocks", "memory": 0, "quantities": {"low": 0, "high": 7.5, "size": 16}})
+    from nashrl.analysis.evaluation import state_following
+    from nashrl.analysis.metrics import grid_steps
+    from nashrl.theory.grid import grid_equilibria
+
+    class StateNash:
+        def act(self, obs, state):
+            return np.array(grid_equilibria(market, state)["selected_indices"])
+
+    follows = summarize(StateNash(), market, steps=5)
+    constant = summarize(Constant([7, 7]), market, steps=5)
+    f, c = follows["state_following"], constant["state_following"]
+    assert f["states"] == 3 and f["nash_range_steps"] >= 2
+    assert f["slope"] == pytest.approx(1.0, abs=0.15) and c["slope"] == 0.0
+    nash = [r["benchmark_actions"] for r in follows["state_comparisons"] if r["concept"] == "nash"]
+    grid = market.grids[0]
+    brute = min(max(grid_steps(grid, a, n[i]) for n in nash for i in range(2)) for a in range(len(grid)))
+    assert f["best_constant_steps"] == c["best_constant_steps"] == brute
+    assert scalar_metrics(follows)["eval/state_following_slope"] == f["slope"]
+
+    class Against:  # plays the grid Nash of the mirrored demand level: moves against the state's Nash
+        def act(self, obs, state):
+            return np.array(grid_equilibria(market, np.array([2 - int(state[0])]))["selected_indices"])
+
+    assert summarize(Against(), market, steps=5)["state_following"]["slope"] < -0.5
+    assert state_following(market, []) is None
+
+
 def test_segments_policy_is_compared_at_stationary_draws():
     """The segments market is evaluated at equal weights and at evaluation_states draws; the
     Nash row at every state solves the first-order conditions, and the draws are the same each time."""

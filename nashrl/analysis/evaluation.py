@@ -171,6 +171,9 @@ def summarize(policy, market, steps: int = 50, seed: int = 0, start_state=None) 
     if state_rows:
         summary["state_comparisons"] = _state_comparisons(policy, market, state_rows)
         summary["state_stage_gap"] = state_stage_gap(summary["state_comparisons"])
+        following = state_following(market, summary["state_comparisons"])
+        if following is not None:
+            summary["state_following"] = following
     mpe_rows = [r for r in rows if r["concept"] in ("mpe", "mpe_not_converged")]
     if mpe_rows:
         summary.update(_mpe_summary(policy, market, mpe_rows))
@@ -239,6 +242,40 @@ def state_stage_gap(comparisons: list[dict[str, Any]]) -> dict[str, float]:
     scale = float(profits.mean())
     relative = float(gains.max()) / scale if scale > 0 else None
     return {"max_gain": float(gains.max()), "relative": relative, "states": len(per_state)}
+
+
+def state_following(market, comparisons: list[dict[str, Any]]) -> dict[str, Any] | None:
+    r"""Does the greedy policy move with the state's Nash equilibrium, and how much is there to follow?
+
+    - ``slope``: the least-squares slope of the policy's actions on the state's Nash actions across
+      the evaluated states, firm by firm centred, pooled over firms: 1 where the policy moves one
+      for one with the Nash (up to the grid), 0 where it ignores the state (a pass-through
+      coefficient); None where the Nash does not move.
+    - ``nash_range_steps``: how far the Nash moves across the states, in grid steps (largest over
+      firms, between the grid points nearest to it).
+    - ``best_constant_steps``: the worst state's grid steps to the Nash of the best *state-independent*
+      action, largest over firms. Where it is at most 1, "within one grid step of the state's Nash in
+      every state" is met without following the state at all, so that figure alone does not show
+      that a policy learned the state's effect; ``slope`` does.
+
+    None without "nash" rows (closed-form equilibria at the states)."""
+    rows = list({str(c["state"]): c for c in comparisons if c["concept"] == "nash"}.values())
+    if len(rows) < 2:
+        return None
+    nash = np.array([c["benchmark_actions"] for c in rows], dtype=float)  # [S, N]
+    played = np.array([c["policy_actions"] for c in rows], dtype=float)
+    x, y = nash - nash.mean(0), played - played.mean(0)
+    spread = float((x * x).sum())
+    nearest = [[int(np.argmin(np.abs(np.asarray(g) - v))) for v in nash[:, i]] for i, g in enumerate(market.grids)]
+    best_constant = max(
+        min(max(grid_steps(g, a, v) for v in nash[:, i]) for a in range(len(g))) for i, g in enumerate(market.grids)
+    )
+    return {
+        "slope": float((x * y).sum() / spread) if spread > 0 else None,
+        "nash_range_steps": max(max(k) - min(k) for k in nearest),
+        "best_constant_steps": int(best_constant),
+        "states": len(rows),
+    }
 
 
 def sequential_outcome(policy, market) -> np.ndarray:
@@ -318,6 +355,9 @@ def scalar_metrics(summary: dict[str, Any]) -> dict[str, float]:
         out["eval/max_grid_steps_to_state_nash"] = float(max(c["max_grid_steps"] for c in summary["state_comparisons"]))
         if summary["state_stage_gap"]["relative"] is not None:
             out["eval/state_stage_gap_relative"] = float(summary["state_stage_gap"]["relative"])
+    following = summary.get("state_following")
+    if following is not None and following["slope"] is not None:
+        out["eval/state_following_slope"] = float(following["slope"])
     if "dynamic_nash_gap" in summary:
         out["eval/dynamic_nash_gap"] = float(summary["dynamic_nash_gap"]["dynamic_nash_gap"])
         out["eval/dynamic_nash_gap_relative"] = float(summary["dynamic_nash_gap"]["relative"])

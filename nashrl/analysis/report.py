@@ -190,6 +190,10 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
         "largest deviation gain over states / mean profit",
         [("Nash in every state", 0.0), ("target 1%", 0.01)],
     ),
+    "eval/state_following_slope": (
+        "slope of the policy on the state's Nash",
+        [("follows the state's Nash", 1.0), ("ignores the state", 0.0)],
+    ),
     "eval/mpe_mean_investment_gap": ("|investment - MPE| (mean over states)", [("MPE", 0.0)]),
     "eval/ergodic_investment": ("long-run mean investment (greedy)", []),
     "eval/ergodic_active_firms": ("long-run mean number of active firms", []),
