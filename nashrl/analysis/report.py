@@ -187,7 +187,7 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
         [("on the equilibrium", 0.0), ("target: one step", 1.0)],
     ),
     "eval/state_stage_gap_relative": (
-        "largest deviation gain over states / mean profit",
+        "largest deviation gain / mean profit",
         [("Nash in every state", 0.0), ("target 1%", 0.01)],
     ),
     "eval/state_following_slope": (
