@@ -181,6 +181,7 @@ METRICS: dict[str, tuple[str, list[tuple[str, float]]]] = {
     "eval/stage_nash_gap": ("stage Nash gap (profit per period)", [("Nash (gap 0)", 0.0)]),
     "eval/one_step_deviation_gain": ("one-step deviation gain (value)", [("MPE (gain 0)", 0.0)]),
     "eval/dynamic_nash_gap": ("dynamic Nash gap (value)", [("MPE (gap 0)", 0.0)]),
+    "eval/dynamic_nash_gap_relative": ("dynamic Nash gap / mean |value|", [("MPE (gap 0)", 0.0), ("target 1%", 0.01)]),
     "eval/mean_grid_steps_to_state_nash": ("grid steps to the state's Nash (mean)", [("on the equilibrium", 0.0)]),
     "eval/max_grid_steps_to_state_nash": (
         "grid steps to the state's Nash (worst state)",
