@@ -115,7 +115,9 @@ def samples_needed(market, mpe, margins, env_steps: float, epsilon: float, episo
     n, n_states = market.n_firms, len(market.state_list)
     trans = transition_tensor(market).reshape(n_states, -1, n_states)  # [S, joint, S']
     variance = target_variance(market, mpe.values).reshape(n_states, -1, n)  # [S, joint, N]
-    profile = np.stack([s.argmax(1) for s in mpe.strategies], axis=1)  # pure MPE
+    if any(s.max() < 1.0 - 1e-9 for strategy in mpe.strategies for s in strategy):
+        raise SystemExit("samples_needed: the MPE mixes; this count assumes a pure one")
+    profile = np.stack([s.argmax(1) for s in mpe.strategies], axis=1)
     games = stage_games(market, mpe.values)
     # training's state visits: episodes from uniform states, each period's distribution averaged
     chain = np.einsum("sj,sjt->st", _one_hot_joint(market, profile), trans)
@@ -124,7 +126,7 @@ def samples_needed(market, mpe, margins, env_steps: float, epsilon: float, episo
         visits += step / episode_length
         step = step @ chain
     sizes = market.action_sizes
-    others_greedy = (1.0 - epsilon * (1.0 - 1.0 / sizes[0])) ** (n - 1)
+    greedy = [1.0 - epsilon * (1.0 - 1.0 / a) for a in sizes]  # a firm plays its greedy action
     needed, available = np.zeros((n_states, n)), np.zeros((n_states, n))
     for k in range(n_states):
         star = tuple(profile[k])
@@ -135,7 +137,8 @@ def samples_needed(market, mpe, margins, env_steps: float, epsilon: float, episo
             cells = [np.ravel_multi_index(x, sizes) for x in (star, other)]
             spread = variance[k, cells[0], i] + variance[k, cells[1], i]
             needed[k, i] = 4.0 * spread / max(margins[k, i], 1e-300) ** 2
-            available[k, i] = env_steps * visits[k] * epsilon / sizes[i] * others_greedy
+            others = np.prod([g for j, g in enumerate(greedy) if j != i])
+            available[k, i] = env_steps * visits[k] * epsilon / sizes[i] * others
     return needed, available
 
 
