@@ -59,7 +59,7 @@ def main() -> None:
             invest = [float(market.grids[i][s.argmax()]) for i, s in enumerate(row[k] for row in mpe.strategies)]
             print(market.state_list[k], f"{weights[k]:.4f}", invest, np.round(margins[k], 5).tolist())
             shown += 1
-    needed, available = samples_needed(market, mpe, margins, args.env_steps, args.epsilon, args.episode_length)
+    needed, available = samples_needed(market, mpe, payoffs, margins, args.env_steps, args.epsilon, args.episode_length)
     ratio = (needed / available).max(1)
     print(
         f"\ntargets per cell to order each firm's MPE investment against its runner-up (two standard"
@@ -107,20 +107,20 @@ def _right_by_ratio(market, mpe, ratio, weights, checkpoints) -> None:
         print(f"| [{lo:g}, {hi:g}) | {cell.sum()} | {total:.3f} | {share:.3f} |")
 
 
-def samples_needed(market, mpe, margins, env_steps: float, epsilon: float, episode_length: int):
+def samples_needed(market, mpe, payoffs, margins, env_steps: float, epsilon: float, episode_length: int):
     """``[S, N]`` targets per cell needed to order each firm's equilibrium investment against its
-    runner-up, and ``[S, N]`` the targets a run gets in the runner-up's cell (module docstring)."""
-    from nashrl.theory.capacity import stage_games, target_variance, transition_tensor
+    runner-up, and ``[S, N]`` the targets a run gets in the runner-up's cell (module docstring).
+    ``payoffs``: :func:`~nashrl.theory.capacity.own_action_payoffs` at the MPE; ``margins``: their
+    best minus second best."""
+    from nashrl.theory.capacity import target_variance, transition_matrix
 
     n, n_states = market.n_firms, len(market.state_list)
-    trans = transition_tensor(market).reshape(n_states, -1, n_states)  # [S, joint, S']
-    variance = target_variance(market, mpe.values).reshape(n_states, -1, n)  # [S, joint, N]
     if any(s.max() < 1.0 - 1e-9 for strategy in mpe.strategies for s in strategy):
         raise SystemExit("samples_needed: the MPE mixes; this count assumes a pure one")
+    variance = target_variance(market, mpe.values).reshape(n_states, -1, n)  # [S, joint, N]
     profile = np.stack([s.argmax(1) for s in mpe.strategies], axis=1)
-    games = stage_games(market, mpe.values)
     # training's state visits: episodes from uniform states, each period's distribution averaged
-    chain = np.einsum("sj,sjt->st", _one_hot_joint(market, profile), trans)
+    chain = transition_matrix(market, mpe.joint())
     visits, step = np.zeros(n_states), np.full(n_states, 1.0 / n_states)
     for _ in range(episode_length):
         visits += step / episode_length
@@ -131,8 +131,7 @@ def samples_needed(market, mpe, margins, env_steps: float, epsilon: float, episo
     for k in range(n_states):
         star = tuple(profile[k])
         for i in range(n):
-            own = games[(k, i) + star[:i] + (slice(None),) + star[i + 1 :]]
-            runner = int(np.argsort(own)[-2])
+            runner = int(np.argsort(payoffs[i][k])[-2])
             other = star[:i] + (runner,) + star[i + 1 :]
             cells = [np.ravel_multi_index(x, sizes) for x in (star, other)]
             spread = variance[k, cells[0], i] + variance[k, cells[1], i]
@@ -140,13 +139,6 @@ def samples_needed(market, mpe, margins, env_steps: float, epsilon: float, episo
             others = np.prod([g for j, g in enumerate(greedy) if j != i])
             available[k, i] = env_steps * visits[k] * epsilon / sizes[i] * others
     return needed, available
-
-
-def _one_hot_joint(market, profile: np.ndarray) -> np.ndarray:
-    """``[S, joint]`` one-hot rows of a pure profile ``[S, N]``."""
-    out = np.zeros((len(profile), int(np.prod(market.action_sizes))))
-    out[np.arange(len(profile)), np.ravel_multi_index(profile.T, market.action_sizes)] = 1.0
-    return out
 
 
 if __name__ == "__main__":

@@ -7,7 +7,14 @@ from typing import Any
 import numpy as np
 
 from nashrl.analysis.best_response import dynamic_nash_gap
-from nashrl.analysis.metrics import deviation_gap, grid_steps, profit_gain, profit_gain_per_firm, stage_nash_gap
+from nashrl.analysis.metrics import (
+    deviation_gap,
+    grid_steps,
+    nearest_index,
+    profit_gain,
+    profit_gain_per_firm,
+    stage_nash_gap,
+)
 from nashrl.theory.benchmarks import benchmarks
 
 COLLUSIVE = ("cartel", "joint_profit")
@@ -266,7 +273,7 @@ def state_following(market, comparisons: list[dict[str, Any]]) -> dict[str, Any]
     played = np.array([c["policy_actions"] for c in rows], dtype=float)
     x, y = nash - nash.mean(0), played - played.mean(0)
     spread = float((x * x).sum())
-    nearest = [[int(np.argmin(np.abs(np.asarray(g) - v))) for v in nash[:, i]] for i, g in enumerate(market.grids)]
+    nearest = [[nearest_index(g, v) for v in nash[:, i]] for i, g in enumerate(market.grids)]
     best_constant = max(
         min(max(grid_steps(g, a, v) for v in nash[:, i]) for a in range(len(g))) for i, g in enumerate(market.grids)
     )

@@ -61,6 +61,11 @@ def deviation_gap(deviations: np.ndarray, profile) -> tuple[float, np.ndarray]:
     return float(gains.max()), gains
 
 
+def nearest_index(grid: np.ndarray, value: float) -> int:
+    """Index of the grid point nearest to ``value``."""
+    return int(np.argmin(np.abs(np.asarray(grid) - value)))
+
+
 def grid_steps(grid: np.ndarray, action_index: int, value: float) -> int:
     """Grid steps between action ``action_index`` and the grid point nearest to ``value``."""
-    return abs(int(action_index) - int(np.argmin(np.abs(np.asarray(grid) - value))))
+    return abs(int(action_index) - nearest_index(grid, value))

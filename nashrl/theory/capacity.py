@@ -129,7 +129,7 @@ def _flows(market) -> np.ndarray:
     return _cached(market, "flows", lambda: np.stack([market.payoff_table(s) for s in market.state_list]))
 
 
-def _chain(market, joint: np.ndarray) -> np.ndarray:
+def transition_matrix(market, joint: np.ndarray) -> np.ndarray:
     """``[S, S']`` state transitions when play at state s is the joint distribution ``joint[s]``."""
     flat = joint.reshape(joint.shape[0], -1)
     return np.einsum("sa,sat->st", flat, transition_tensor(market).reshape(*flat.shape, -1))
@@ -140,7 +140,7 @@ def profile_values(market, joint: np.ndarray) -> np.ndarray:
     n_states = joint.shape[0]
     flat = joint.reshape(n_states, -1)
     rewards = np.einsum("sa,sna->sn", flat, _flows(market).reshape(n_states, market.n_firms, -1))
-    return policy_value(rewards, _chain(market, joint), market.discount)
+    return policy_value(rewards, transition_matrix(market, joint), market.discount)
 
 
 def stationary_distribution(market, joint: np.ndarray) -> np.ndarray:
@@ -149,7 +149,7 @@ def stationary_distribution(market, joint: np.ndarray) -> np.ndarray:
     learned greedy policy's as one-hot rows; :func:`nashrl.theory.ccp.stationary`)."""
     from nashrl.theory.ccp import stationary
 
-    return stationary(torch.as_tensor(_chain(market, joint))).numpy()
+    return stationary(torch.as_tensor(transition_matrix(market, joint))).numpy()
 
 
 def best_response_gain(market, strategies: list[np.ndarray]) -> np.ndarray:
