@@ -6,6 +6,7 @@ on the same games (not a test):
     python benchmarks/solver_per_game.py --games games.npz --label now
     python benchmarks/solver_per_game.py --save-games all.npz --per-family 1000 --families "random 3p 5x5x5"
     python benchmarks/solver_per_game.py --games all.npz --batched   # one call on the whole family
+    python benchmarks/solver_per_game.py --games games.npz --search support   # search_mixed="support"
     git worktree add /tmp/before b92ec3e
     (cd /tmp/before && PYTHONPATH=. python /path/to/benchmarks/solver_per_game.py --games games.npz --label before)
 
@@ -66,11 +67,16 @@ def _one_call(solve, games) -> dict:
     return {"games": len(games), "per_game_s": elapsed / len(games), "unsolved": int((~sol.solved).sum())}
 
 
-def time_games(path: str, label: str, cap_s: float, batched: bool = False) -> dict:
+def time_games(path: str, label: str, cap_s: float, batched: bool = False, search: str | None = None) -> dict:
+    import functools
+
     import numba
     import torch
 
     from nashrl.equilibrium import solve
+
+    if search is not None:  # a version before search_mixed="support" is timed without --search
+        solve = functools.partial(solve, search_mixed=search)
 
     torch.set_num_threads(1)
     numba.set_num_threads(1)
@@ -93,12 +99,13 @@ def main() -> None:
     parser.add_argument("--label", default="nashrl")
     parser.add_argument("--cap", type=float, default=30.0, help="seconds per family (the rest of it is skipped)")
     parser.add_argument("--batched", action="store_true", help="time one call per family on all its saved games")
+    parser.add_argument("--search", help="solve's search_mixed (default: solve's own default), e.g. support")
     parser.add_argument("--json", help="also write the times here")
     args = parser.parse_args()
     if args.save_games:
         save_games(args.save_games, args.per_family, args.families)
     if args.games:
-        results = time_games(args.games, args.label, args.cap, args.batched)
+        results = time_games(args.games, args.label, args.cap, args.batched, args.search)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -145,7 +145,13 @@ def validate_name(name: Any) -> str:
 
 
 def _check_equilibrium_search(algo: dict[str, Any], market) -> None:
-    """``equilibrium_search: all`` (support enumeration) only where the stage games are small enough."""
+    """``equilibrium_search: all`` (support enumeration) only where the stage games are small enough;
+    ``support`` (the N-player enumeration) only with 3 or more firms."""
+    if algo.get("equilibrium_search") == "support" and market.n_firms < 3:
+        raise ConfigError(
+            f"algorithm.equilibrium_search: 'support' is the search for 3 or more firms, got {market.n_firms}; "
+            "expected auto, always, labels or all for a duopoly"
+        )
     if algo.get("equilibrium_search") != "all" or market.n_firms != 2:
         return
     from nashrl.equilibrium.support import MAX_PAIRS, n_support_pairs

@@ -609,3 +609,87 @@ def test_payoff_check_catches_every_non_finite_entry():
         spoiled[37, 1, 2, 0] = bad
         with pytest.raises(ValueError, match="payoffs: every payoff must be finite"):
             solve(spoiled)
+
+
+# ----- search_mixed="support": Porter-Nudelman-Shoham support enumeration (N >= 3) -----
+
+
+def _no_pure(games):
+    return games[~pure_equilibrium_mask(torch.as_tensor(games)).flatten(1).any(1).numpy()]
+
+
+def _support_sizes(sol):
+    return torch.stack([(s > 1e-9).sum(1) for s in sol.strategies], 1)
+
+
+def test_support_size_profiles_in_porter_nudelman_shoham_order():
+    from nashrl.equilibrium._support_numba import size_profiles
+
+    assert size_profiles((2, 2, 2)).tolist() == [[1, 2, 2], [2, 1, 2], [2, 2, 1], [2, 2, 2]]
+    profiles = size_profiles((3, 4, 2, 3))
+    keys = [(sum(x), max(x) - min(x), tuple(x)) for x in profiles.tolist()]
+    assert keys == sorted(keys)  # total size, then imbalance
+    for x in profiles.tolist():  # no pure profile; no player with more equations than its rivals' unknowns
+        assert sum(x) > len(x) and all(2 * (k - 1) <= sum(k - 1 for k in x) for k in x)
+    assert all(1 <= k <= a for x in profiles.tolist() for k, a in zip(x, (3, 4, 2, 3)))
+
+
+@pytest.mark.parametrize("shape, seed", [((400, 3, 4, 4, 4), 1), ((300, 4, 3, 3, 3, 3), 2), ((200, 3, 2, 3, 4), 4)])
+def test_support_search_finds_the_smallest_supports_first(shape, seed):
+    """Every game without a pure equilibrium solved; the equilibrium found has a total support no
+    larger than the logit solution's (the enumeration tries smaller totals first), and is smaller in
+    many games: another selection than the default's."""
+    games = _no_pure(np.random.default_rng(seed).uniform(-1, 1, shape))
+    logit = solve(games)
+    first = solve(games, search_mixed="support")
+    assert bool(first.solved.all()) and float(first.nash_gap.max()) <= 1e-6
+    assert torch.allclose(first.nash_gap, nash_gap(torch.as_tensor(games), first.strategies), rtol=0, atol=1e-12)
+    total_first, total_logit = _support_sizes(first).sum(1), _support_sizes(logit).sum(1)
+    assert bool((total_first <= total_logit).all())
+    assert int((total_first < total_logit).sum()) >= len(games) // 5
+    for s in first.strategies:
+        assert bool((s >= 0).all()) and torch.allclose(s.sum(1), torch.ones(len(games), dtype=s.dtype))
+
+
+def test_support_search_three_player_matching_pennies():
+    """Jordan's (1993) game (1 matches 2, 2 matches 3, 3 mismatches 1): its only equilibrium is
+    (1/2, 1/2, 1/2), on the (2, 2, 2) support that the closed form solves."""
+    game = np.zeros((1, 3, 2, 2, 2))
+    for a1, a2, a3 in itertools.product(range(2), repeat=3):
+        game[0, :, a1, a2, a3] = [a1 == a2, a2 == a3, a3 != a1]
+    sol = solve(game, search_mixed="support")
+    for s in sol.strategies:
+        assert np.allclose(s.numpy(), 0.5, atol=1e-12)
+    assert bool(sol.solved.all()) and int(sol.n_equilibria[0]) == 1
+
+
+def test_support_search_keeps_pure_equilibria_and_scale():
+    games = np.random.default_rng(11).uniform(-1, 1, (64, 3, 3, 3, 3))
+    has_pure = pure_equilibrium_mask(torch.as_tensor(games)).flatten(1).any(1)
+    assert 0 < int(has_pure.sum()) < 64
+    first, logit = solve(games, search_mixed="support"), solve(games)
+    for s, t in zip(first.strategies, logit.strategies):  # games with a pure equilibrium: the same selection
+        assert torch.equal(s[has_pure], t[has_pure])
+    scaled = solve(games * 1e6, search_mixed="support")
+    for s, t in zip(first.strategies, scaled.strategies):
+        assert torch.allclose(s, t, atol=1e-9)
+
+
+def test_support_search_hands_what_it_cannot_find_to_the_homotopy(monkeypatch):
+    """With no Newton problem allowed, every game without a pure equilibrium goes to the logit
+    homotopy: the default's solution exactly."""
+    import nashrl.equilibrium._support_numba as support
+
+    games = _no_pure(np.random.default_rng(3).uniform(-1, 1, (200, 3, 4, 4, 4)))
+    monkeypatch.setattr(support, "MAX_LEAVES", 0)
+    starved, logit = solve(games, search_mixed="support"), solve(games)
+    assert bool(starved.solved.all())
+    for s, t in zip(starved.strategies, logit.strategies):
+        assert torch.equal(s, t)
+    monkeypatch.undo()
+    assert any(not torch.equal(s, t) for s, t in zip(solve(games, search_mixed="support").strategies, logit.strategies))
+
+
+def test_support_search_refuses_two_player_games():
+    with pytest.raises(ValueError, match="search_mixed: 'support' is for games of 3 or more players"):
+        solve(CLASSIC["matching_pennies"], search_mixed="support")

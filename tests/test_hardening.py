@@ -41,6 +41,7 @@ def write(tmp_path, config, name="exp.yaml"):
         ("algorithm.num_steps_sampled_before_learning_starts=-1", "algorithm.num_steps_sampled_before_learning_starts"),
         ("algorithm.double_q='yes'", "algorithm.double_q"),
         ("algorithm.equilibrium_search=all", "algorithm.equilibrium_search"),  # 13x13: 10.4M support pairs
+        ("algorithm.equilibrium_search=support", "algorithm.equilibrium_search"),  # N-player search, duopoly
         ("algorithm=[1, 2]", "algorithm"),
         ("run=5", "run"),
         ("run.stop.env_steps=.nan", "run.stop.env_steps"),

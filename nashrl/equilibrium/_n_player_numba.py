@@ -8,8 +8,10 @@ function, the steps of the torch path in ``solver.py`` with its tolerances:
 2. pure equilibria: profiles :math:`a` with :math:`G_i(a) \ge \max_{a_i'} G_i(a_i', a_{-i}) -
    10^{-12}` for every player, in lexicographic order;
 3. several: the selection rule (:mod:`~nashrl.equilibrium._select_numba`);
-4. none: the logit homotopy (:func:`~nashrl.equilibrium._homotopy_numba.trace_one`, restarts
-   included), accepted within ``tol``;
+4. none: with ``search_mixed="support"`` (``profiles`` not empty) the first equilibrium of the
+   support enumeration (:func:`~nashrl.equilibrium._support_numba.first_equilibrium`); otherwise,
+   or where it finds none, the logit homotopy (:func:`~nashrl.equilibrium._homotopy_numba.trace_one`,
+   restarts included), accepted within ``tol``;
 5. values and Nash gap in the game's own units.
 
 A game whose homotopy ends above ``tol`` is marked (``status = 1``) and the caller takes it to the
@@ -26,6 +28,8 @@ from numba import njit, prange
 from nashrl.equilibrium._bimatrix_numba import all_finite
 from nashrl.equilibrium._homotopy_numba import deviation_payoffs, trace_one
 from nashrl.equilibrium._select_numba import RULES, select_candidate  # noqa: F401 (RULES: the caller's codes)
+from nashrl.equilibrium._support_numba import first_equilibrium
+from nashrl.equilibrium._support_numba import workspace as support_workspace
 
 _OPTIONS = {"cache": True, "error_model": "numpy"}
 
@@ -34,9 +38,10 @@ PURE_TOL = 1e-12  # as nashrl.equilibrium.pure.pure_equilibrium_mask
 
 
 @njit(**_OPTIONS)
-def workspace(sizes, n_profiles):
+def workspace(sizes, n_profiles, with_support):
     """Per-thread scratch of :func:`solve_one`: the scaled game, the pure mask and candidates, the
-    strides, a flat strategy vector and its deviation payoffs, the homotopy's output."""
+    strides, a flat strategy vector and its deviation payoffs, the homotopy's output, the support
+    enumeration's scratch (full size only ``with_support``)."""
     n = sizes.shape[0]
     k_total = sizes.sum()
     return (
@@ -50,6 +55,7 @@ def workspace(sizes, n_profiles):
         np.empty(k_total),
         np.empty((3, n_profiles)),
         np.empty((n, sizes.max())),
+        support_workspace(sizes, n_profiles if with_support else 1),
     )
 
 
@@ -85,12 +91,13 @@ def _pure_gap(q, sizes, stride, r):
 
 
 @njit(**_OPTIONS)
-def solve_one(game, sizes, rule, tol, lambda_max, max_steps, x, out, work):
+def solve_one(game, sizes, rule, tol, lambda_max, max_steps, profiles, max_leaves, x, out, work):
     """Solve game ``game [N, P]``; ``x [N, A_max]`` zero on entry; ``out`` gets ``(value_1, ...,
-    value_N, gap, n_equilibria, gap / scale)``. Returns 0 when solved here, 1 when
+    value_N, gap, n_equilibria, gap / scale)``; ``profiles`` the support enumeration's size
+    profiles (none: the homotopy alone). Returns 0 when solved here, 1 when
     the caller must take the game to the general path, :data:`NOT_FINITE` for a NaN or infinite
     payoff."""
-    q, mask, ids, v, allowed, stride, p, u, bufs, mixed = work
+    q, mask, ids, v, allowed, stride, p, u, bufs, mixed, support_work = work
     n, n_profiles = game.shape
     if not all_finite(game):
         return NOT_FINITE
@@ -122,7 +129,11 @@ def solve_one(game, sizes, rule, tol, lambda_max, max_steps, x, out, work):
         out[n] = out[n + 2] * scale
         out[n + 1] = k
         return 0
-    gap, _ = trace_one(q, sizes, tol, lambda_max, max_steps, mixed)
+    gap = np.inf
+    if profiles.shape[0] > 0:
+        gap = first_equilibrium(q, sizes, stride, profiles, tol, max_leaves, mixed, support_work)
+    if not gap <= tol:
+        gap, _ = trace_one(q, sizes, tol, lambda_max, max_steps, mixed)
     if not gap <= tol:
         return 1
     off = 0
@@ -151,17 +162,19 @@ def solve_one(game, sizes, rule, tol, lambda_max, max_steps, x, out, work):
 
 
 @njit(**_OPTIONS)
-def solve_range(game, sizes, rule, tol, lambda_max, max_steps, x, out, status, lo, hi):
+def solve_range(game, sizes, rule, tol, lambda_max, max_steps, profiles, max_leaves, x, out, status, lo, hi):
     """:func:`solve_one` for games ``game[lo:hi]`` (``game`` ``[G, N, P]``), in order, on one thread."""
-    work = workspace(sizes, game.shape[2])
+    work = workspace(sizes, game.shape[2], profiles.shape[0] > 0)
     for g in range(lo, hi):
-        status[g] = solve_one(game[g], sizes, rule, tol, lambda_max, max_steps, x[g], out[g], work)
+        status[g] = solve_one(
+            game[g], sizes, rule, tol, lambda_max, max_steps, profiles, max_leaves, x[g], out[g], work
+        )
 
 
 @njit(cache=True, parallel=True)
-def solve_batch(game, sizes, rule, tol, lambda_max, max_steps, x, out, status, chunks):
+def solve_batch(game, sizes, rule, tol, lambda_max, max_steps, profiles, max_leaves, x, out, status, chunks):
     """:func:`solve_range` over ``chunks`` contiguous runs of games, spread over numba's threads."""
     g_total = game.shape[0]
     for c in prange(chunks):
         lo, hi = c * g_total // chunks, (c + 1) * g_total // chunks
-        solve_range(game, sizes, rule, tol, lambda_max, max_steps, x, out, status, lo, hi)
+        solve_range(game, sizes, rule, tol, lambda_max, max_steps, profiles, max_leaves, x, out, status, lo, hi)

@@ -28,6 +28,7 @@ linear programming (:mod:`~nashrl.equilibrium.lp`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,7 @@ from nashrl.equilibrium.selection import SELECTIONS, select
 from nashrl.equilibrium.support import support_enumeration
 
 CONCEPTS = ("nash", "correlated", "maximin", "logit")
-SEARCHES = ("auto", "always", "labels", "all")
+SEARCHES = ("auto", "always", "labels", "all", "support")
 _SAME = 1e-9
 #: The fused kernel's Lemke-Howson pivot limit per action (lemke_howson's default, 50 (m + n)).
 FUSED_PIVOTS_PER_ACTION = 50
@@ -232,6 +233,14 @@ def solve(
             - ``"all"``: every pure equilibrium and support enumeration: every equilibrium
               of a non-degenerate game (small action sets only; degenerate games can have
               equilibria outside equal-size supports).
+            - ``"support"`` (:math:`N \\ge 3` only): every pure equilibrium; in games without
+              one, the *first* equilibrium of Porter-Nudelman-Shoham support enumeration
+              (smallest total support, then most balanced; :mod:`~nashrl.equilibrium._support_numba`)
+              instead of the logit homotopy's, falling back on the homotopy where the
+              enumeration finds none. Faster where equilibria have small supports (random
+              games), but it selects another equilibrium than ``"auto"`` (the logit solution):
+              the first in the search order, not one the selection rule chooses. Computed on
+              CPU whatever the device of ``payoffs``.
 
             Selection is exact only over the set searched: finding a Pareto-optimal or
             welfare-maximising Nash equilibrium is NP-hard (Gilboa and Zemel 1989;
@@ -252,6 +261,17 @@ def solve(
     if (concept == "logit") != (temperature is not None):
         raise ValueError("temperature: expected a number with concept='logit' (and only then)")
     game = as_payoff_tensor(payoffs, check_finite=False)
+    if search_mixed == "support":
+        if game.shape[1] < 3:
+            raise ValueError(
+                f"search_mixed: 'support' is for games of 3 or more players, got {game.shape[1]}; "
+                "two players: 'auto', 'always', 'labels' or 'all'"
+            )
+        if compiled("_support_numba") is None:
+            raise ImportError("search_mixed='support' needs numba installed (pip install numba)")
+        if game.device.type != "cpu":
+            kwargs = {"concept": concept, "selection": selection, "tol": tol, "search_mixed": search_mixed}
+            return _to_device(solve(game.cpu(), **kwargs, mixed_iters=mixed_iters), game.device)
     options = (concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters)
     if game.shape[0] and _fused_kernel(game, *options) is not None:
         return _solve_fused(game, options)  # checks finiteness as it reads
@@ -261,6 +281,16 @@ def solve(
     if concept == "logit":
         return _logit_solution(game, temperature, tol)
     return _solve_scaled(game, options)
+
+
+def _to_device(sol: StageGameSolution, device: torch.device) -> StageGameSolution:
+    return StageGameSolution(
+        strategies=[s.to(device) for s in sol.strategies],
+        values=sol.values.to(device),
+        nash_gap=sol.nash_gap.to(device),
+        solved=sol.solved.to(device),
+        n_equilibria=sol.n_equilibria.to(device),
+    )
 
 
 def _solve_scaled(game: torch.Tensor, options: tuple) -> StageGameSolution:
@@ -276,8 +306,9 @@ def _solve_scaled(game: torch.Tensor, options: tuple) -> StageGameSolution:
 
 def _fused_kernel(game, concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters):
     """The compiled kernel module that computes exactly what the general path does (CPU, Nash, the
-    default search; two players with one Lemke-Howson label); None elsewhere."""
-    if not (concept == "nash" and game.device.type == "cpu" and search_mixed == "auto"):
+    default search; two players with one Lemke-Howson label); None elsewhere. ``"support"`` (3 or
+    more players) runs only here: the general path takes the games it leaves to the homotopy."""
+    if not (concept == "nash" and game.device.type == "cpu" and search_mixed in ("auto", "support")):
         return None
     if game.shape[1] == 2:
         return compiled("_bimatrix_numba") if lh_starts == 1 and backend in ("auto", "numba") else None
@@ -306,7 +337,9 @@ def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
     else:
         payoffs = np.ascontiguousarray(game.numpy().reshape(count, n_players, -1))
         x = np.zeros((count, n_players, max(sizes)))
-        args = (payoffs, np.array(sizes, dtype=np.int64), rule, tol, LAMBDA_MAX, MAX_STEPS, x, out, status)
+        profiles = _size_profiles(sizes) if options[4] == "support" else np.zeros((0, n_players), dtype=np.int64)
+        limits = (LAMBDA_MAX, MAX_STEPS, profiles, compiled("_support_numba").MAX_LEAVES)
+        args = (payoffs, np.array(sizes, dtype=np.int64), rule, tol, *limits, x, out, status)
         strategies = [x[:, i, :a] for i, a in enumerate(sizes)]
     if chunks == 1:
         kernel.solve_range(*args, 0, count)
@@ -329,6 +362,11 @@ def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
         for s, r in zip(sol.strategies, rest.strategies):
             s[left] = r
     return sol
+
+
+@functools.lru_cache(maxsize=64)
+def _size_profiles(sizes: tuple[int, ...]) -> np.ndarray:
+    return compiled("_support_numba").size_profiles(sizes)
 
 
 def _logit_solution(game: torch.Tensor, temperature: float, tol: float) -> StageGameSolution:
@@ -373,7 +411,11 @@ def _solve_normalised(game, concept, selection, tol, lh_starts, search_mixed, ba
 
     mask = pure_equilibrium_mask(game)
     ids, pure_valid, pure_values = _pure_candidates(game, mask)
-    need = ~pure_valid[:, 0] if search_mixed == "auto" else torch.ones(b, dtype=torch.bool, device=game.device)
+    need = (
+        ~pure_valid[:, 0]
+        if search_mixed in ("auto", "support")
+        else torch.ones(b, dtype=torch.bool, device=game.device)
+    )
     if search_mixed == "labels":
         lh_starts = sum(sizes)
     if n_players == 2:
