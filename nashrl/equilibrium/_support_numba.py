@@ -41,7 +41,7 @@ import itertools
 import numpy as np
 from numba import njit
 
-from nashrl.equilibrium._homotopy_numba import deviation_payoffs
+from nashrl.equilibrium._homotopy_numba import _gap, _lu_factor, _solve, deviation_payoffs
 
 _OPTIONS = {"cache": True, "error_model": "numpy"}
 
@@ -133,39 +133,7 @@ def _undominated(q, sizes, stride, comb, x, depth, rest):
 
 
 @njit(**_OPTIONS)
-def _lu_solve(mat, rhs, m):
-    """Solve ``mat[:m, :m] d = rhs[:m]`` in place into ``rhs`` (Gaussian elimination with partial
-    pivoting; ``mat`` is overwritten). False when singular or not finite."""
-    for c in range(m):
-        best, row = abs(mat[c, c]), c
-        for r in range(c + 1, m):
-            if abs(mat[r, c]) > best:
-                best, row = abs(mat[r, c]), r
-        if not best > 1e-300:
-            return False
-        if row != c:
-            for k in range(m):
-                mat[c, k], mat[row, k] = mat[row, k], mat[c, k]
-            rhs[c], rhs[row] = rhs[row], rhs[c]
-        inverse = 1.0 / mat[c, c]
-        for r in range(c + 1, m):
-            factor = mat[r, c] * inverse
-            if factor != 0.0:
-                for k in range(c, m):
-                    mat[r, k] -= factor * mat[c, k]
-                rhs[r] -= factor * rhs[c]
-    for r in range(m - 1, -1, -1):
-        total = rhs[r]
-        for k in range(r + 1, m):
-            total -= mat[r, k] * rhs[k]
-        rhs[r] = total / mat[r, r]
-        if not np.isfinite(rhs[r]):
-            return False
-    return True
-
-
-@njit(**_OPTIONS)
-def _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f):
+def _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f, solver):
     """Newton on the support's conditions from ``sigma [N, A_max]`` (the supports' probabilities in
     the order of their actions). True at a root (then in ``sigma``)."""
     m = 0
@@ -218,13 +186,16 @@ def _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f):
             return True
         if step >= SLOW_AFTER and worst > SLOW_RESIDUAL:  # not in a root's basin (or none is real)
             return False
-        if not _lu_solve(mat, f, m):
+        lu, piv, step_out, vec = solver
+        if not _lu_factor(mat[:m, :m], lu[:m, :m], piv[:m]):
+            return False
+        if not _solve(lu[:m, :m], piv[:m], f[: m - 1], f[m - 1], step_out[:m], vec[:m]):
             return False
         col = 0
         for j in range(n):
             total = 0.0
             for b in range(1, x[j]):
-                sigma[j, b] -= f[col]
+                sigma[j, b] -= step_out[col]
                 if not abs(sigma[j, b]) < DIVERGED:
                     return False
                 total += sigma[j, b]
@@ -253,14 +224,10 @@ def _accept(q, sizes, comb, x, sigma, tol, p_out, p, u, bufs):
             p[off + comb[i, k]] = max(sigma[i, k], 0.0) / total
         off += sizes[i]
     deviation_payoffs(q, sizes, p, u, bufs)
-    gap, off = 0.0, 0
+    starts = np.zeros(n + 1, dtype=np.int64)
     for i in range(n):
-        best, value = -np.inf, 0.0
-        for a in range(sizes[i]):
-            best = max(best, u[off + a])
-            value += p[off + a] * u[off + a]
-        gap = max(gap, best - value)
-        off += sizes[i]
+        starts[i + 1] = starts[i] + sizes[i]
+    gap = _gap(u, p, sizes, starts)
     if not gap <= tol:
         return np.inf
     off = 0
@@ -272,7 +239,7 @@ def _accept(q, sizes, comb, x, sigma, tol, p_out, p, u, bufs):
 
 
 @njit(**_OPTIONS)
-def _pairs_of_three(q, stride, comb, sigma, tol, sizes, p_out, p, u, bufs):
+def _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, p, u, bufs):
     """Three players mixing two actions each: the conditions are bilinear,
     :math:`E_i = a_i + b_i p_j + c_i p_k + d_i p_j p_k = 0` (:math:`p_i` the probability of
     player i's first supported action, j < k the others), so :math:`p_1` and :math:`p_0` are
@@ -323,7 +290,7 @@ def _pairs_of_three(q, stride, comb, sigma, tol, sizes, p_out, p, u, bufs):
         probs = (-(a1 + c1 * t) / den1, -(a0 + c0 * t) / den0, t)
         for i in range(3):
             sigma[i, 0], sigma[i, 1] = probs[i], 1.0 - probs[i]
-        gap = _accept(q, sizes, comb, np.full(3, 2, dtype=np.int64), sigma, tol, p_out, p, u, bufs)
+        gap = _accept(q, sizes, comb, x, sigma, tol, p_out, p, u, bufs)
         if gap <= tol:
             return gap
     return np.inf
@@ -335,10 +302,10 @@ def _leaf(q, sizes, stride, comb, x, tol, starts, p_out, work):
     players mixing two actions each, else by Newton from the centroid and up to ``starts - 1``
     fixed interior points. The Nash gap of the first acceptable root (written to ``p_out``), or
     ``inf``."""
-    digits, flat, sigma, big_u, big_j, w, mat, f, p, u, bufs = work
+    digits, flat, sigma, big_u, big_j, w, mat, f, p, u, bufs, solver = work
     n = sizes.shape[0]
     if n == 3 and x[0] == 2 and x[1] == 2 and x[2] == 2:
-        return _pairs_of_three(q, stride, comb, sigma, tol, sizes, p_out, p, u, bufs)
+        return _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, p, u, bufs)
     count = 1
     for i in range(n):
         count *= x[i]
@@ -370,7 +337,7 @@ def _leaf(q, sizes, stride, comb, x, tol, starts, p_out, work):
                 total += sigma[i, k]
             for k in range(x[i]):
                 sigma[i, k] /= total
-        if not _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f):
+        if not _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f, solver):
             continue
         gap = _accept(q, sizes, comb, x, sigma, tol, p_out, p, u, bufs)
         if gap <= tol:
@@ -384,7 +351,8 @@ def workspace(sizes, n_profiles):
     n = sizes.shape[0]
     a_max = sizes.max()
     k_total = sizes.sum()
-    m = k_total - n
+    m = max(k_total - n, 1)  # unknowns of the largest support problem
+    solver = (np.empty((m, m)), np.empty(m, dtype=np.int64), np.empty(m), np.empty(m))  # LU, pivots, step
     leaf = (
         np.empty((n_profiles, n), dtype=np.int64),
         np.empty(n_profiles, dtype=np.int64),
@@ -392,11 +360,12 @@ def workspace(sizes, n_profiles):
         np.empty((n, a_max)),
         np.empty((n, a_max, n, a_max)),
         np.empty(n),
-        np.empty((max(m, 1), max(m, 1))),
-        np.empty(max(m, 1)),
+        np.empty((m, m)),
+        np.empty(m),
         np.empty(k_total),
         np.empty(k_total),
         np.empty((3, n_profiles)),
+        solver,
     )
     return np.empty((n, a_max), dtype=np.int64), np.empty(n_profiles, dtype=np.int64), leaf
 
