@@ -632,6 +632,9 @@ def test_support_size_profiles_in_porter_nudelman_shoham_order():
     for x in profiles.tolist():  # no pure profile; no player with more equations than its rivals' unknowns
         assert sum(x) > len(x) and all(2 * (k - 1) <= sum(k - 1 for k in x) for k in x)
     assert all(1 <= k <= a for x in profiles.tolist() for k, a in zip(x, (3, 4, 2, 3)))
+    assert len(profiles) == 46  # of 3 * 4 * 2 * 3 = 72 profiles: the pure one and 25 unbalanced ones
+    assert size_profiles((3, 4, 2, 3), limit=10).tolist() == profiles[:10].tolist()
+    assert len(size_profiles((13,) * 6, limit=1000)) == 1000  # listed by total size, not all 13^6
 
 
 @pytest.mark.parametrize("shape, seed", [((400, 3, 4, 4, 4), 1), ((300, 4, 3, 3, 3, 3), 2), ((200, 3, 2, 3, 4), 4)])

@@ -261,7 +261,7 @@ def solve(
     if (concept == "logit") != (temperature is not None):
         raise ValueError("temperature: expected a number with concept='logit' (and only then)")
     game = as_payoff_tensor(payoffs, check_finite=False)
-    if search_mixed == "support":
+    if search_mixed == "support" and concept == "nash":
         if game.shape[1] < 3:
             raise ValueError(
                 f"search_mixed: 'support' is for games of 3 or more players, got {game.shape[1]}; "
