@@ -569,3 +569,20 @@ def test_an_rllib_run_evaluated_at_its_last_iteration_is_not_evaluated_again(ray
     summary = run_training(config, quiet=True)
     assert summary["final_metrics"]["iteration"] == 2
     assert len(calls) == 2 and summary["evaluation"] is calls[1]
+
+
+def test_nash_q_trains_with_the_support_search_for_three_firms(ray_session, tmp_path):
+    """``equilibrium_search: support`` (the N-player support enumeration) reaches the learner's
+    targets through the solution cache: a three-firm run with the joint head trains, every stage
+    game solved; a duopoly asking for it is refused before Ray."""
+    from nashrl.markets.validation import ConfigError
+    from nashrl.train import run_training
+
+    algo = {**NASH_Q, "equilibrium_search": "support"}
+    grid = {"low": 0, "high": 6, "size": 5}
+    summary = run_training(small_config(tmp_path, algo, env_steps=800, n_firms=3, quantities=grid), quiet=True)
+    metrics = summary["final_metrics"]
+    assert metrics["nash_q/solver_unsolved"] == 0 and metrics["nash_q/solver_max_gap"] <= 1e-6
+    assert len(summary["evaluation"]["final_actions"]) == 3
+    with pytest.raises(ConfigError, match="algorithm.equilibrium_search"):
+        small_config(tmp_path, algo, quantities=grid)
