@@ -17,11 +17,14 @@ profile the equilibrium conditions of the support,
     \sum_{a \in S_i} \sigma_i(a) = 1, \qquad \sigma_i(a) = 0 \ (a \notin S_i),
 
 a square polynomial system of degree :math:`N - 1` in :math:`\sum_i (x_i - 1)` unknowns (the
-reference action :math:`r_i` takes the remaining probability), are solved by Newton's method from
-the support's centroid and :data:`EXTRA_STARTS` seeded interior points. A root with every
-probability non-negative whose Nash gap over *all* actions (deviations outside the support
-included) is within ``tol`` is returned: the first equilibrium in this order, whatever the
-selection rule (which applies to games with pure equilibria only).
+reference action :math:`r_i` takes the remaining probability), are solved: in closed form when
+three players mix two actions each (a quadratic: every root), else by Newton's method, from the
+support's centroid in a first pass over all profiles and, if that finds nothing, also from
+:data:`EXTRA_STARTS` fixed interior points in a second (a system where each player's conditions
+involve one mixing rival is linear: one start). A root with every probability non-negative whose
+Nash gap over *all* actions (deviations outside the support included) is within ``tol`` is
+returned: the first equilibrium found in this order, whatever the selection rule (which applies
+to games with pure equilibria only).
 
 Two departures from PNS, both on the side of speed: the dominance test does not iterate over the
 players not chosen yet (PNS's IRSDS prunes their domains), and size profiles where a player has
@@ -53,7 +56,7 @@ SLOW_RESIDUAL = 1e-4
 #: Newton problems (support profiles that pass the dominance tests) per game before the search gives
 #: the game to the logit homotopy.
 MAX_LEAVES = 20_000
-#: Size profiles listed at most (the search stops at MAX_LEAVES Newton problems long before).
+#: Size profiles listed at most (a bound on the list's memory for large games, beside MAX_LEAVES).
 MAX_PROFILES = 50_000
 
 
