@@ -572,9 +572,9 @@ def test_an_rllib_run_evaluated_at_its_last_iteration_is_not_evaluated_again(ray
 
 
 def test_nash_q_trains_with_the_support_search_for_three_firms(ray_session, tmp_path):
-    """``equilibrium_search: support`` (the N-player support enumeration) reaches the learner's
-    targets through the solution cache: a three-firm run with the joint head trains, every stage
-    game solved; a duopoly asking for it is refused before Ray."""
+    """``equilibrium_search: support`` (the N-player support enumeration) reaches the module's
+    stage-game solves through its solution cache: a three-firm run with the joint head trains,
+    every stage game solved; a duopoly asking for it is refused before Ray."""
     from nashrl.markets.validation import ConfigError
     from nashrl.train import run_training
 
