@@ -315,12 +315,25 @@ def _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, p, u, bufs):
 def _leaf(q, sizes, stride, comb, x, tol, starts, p_out, work):
     """The equilibrium conditions of the support ``comb`` (sizes ``x``): in closed form for three
     players mixing two actions each, else by Newton from the centroid and up to ``starts - 1``
-    fixed interior points. The Nash gap of the first acceptable root (written to ``p_out``), or
-    ``inf``."""
+    fixed interior points (a second pass, ``starts > 1``, skips the closed-form and linear
+    systems, whose roots the first pass already tried). The Nash gap of the first acceptable root
+    (written to ``p_out``), or ``inf``."""
     digits, flat, sigma, big_u, big_j, w, mat, f, p, u, bufs, solver = work
     n = sizes.shape[0]
     if n == 3 and x[0] == 2 and x[1] == 2 and x[2] == 2:
+        if starts > 1:  # every root was tried in the first pass
+            return np.inf
         return _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, p, u, bufs)
+    linear = True  # each player's conditions involve at most one mixing rival: one root, one start
+    for i in range(n):
+        mixing = 0
+        for j in range(n):
+            if j != i and x[j] > 1:
+                mixing += 1
+        if mixing > 1:
+            linear = False
+    if linear and starts > 1:  # its one root was tried in the first pass
+        return np.inf
     count = 1
     for i in range(n):
         count *= x[i]
@@ -333,14 +346,6 @@ def _leaf(q, sizes, stride, comb, x, tol, starts, p_out, work):
             digits[t, i] = d
             r += comb[i, d] * stride[i]
         flat[t] = r
-    linear = True  # each player's conditions involve at most one mixing rival: one root, one start
-    for i in range(n):
-        mixing = 0
-        for j in range(n):
-            if j != i and x[j] > 1:
-                mixing += 1
-        if mixing > 1:
-            linear = False
     for start in range(1 if linear else starts):
         for i in range(n):
             total = 0.0

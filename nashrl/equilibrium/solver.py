@@ -91,6 +91,18 @@ class StageGameSolution:
     def n_unsolved(self) -> int:
         return int((~self.solved).sum())
 
+    def to(self, device: torch.device | str) -> StageGameSolution:
+        """The same solution with every tensor on ``device``."""
+        correlation = None if self.correlation is None else self.correlation.to(device)
+        return StageGameSolution(
+            strategies=[s.to(device) for s in self.strategies],
+            values=self.values.to(device),
+            nash_gap=self.nash_gap.to(device),
+            solved=self.solved.to(device),
+            n_equilibria=self.n_equilibria.to(device),
+            correlation=correlation,
+        )
+
     def to_numpy(self) -> dict[str, object]:
         return {
             "strategies": [s.cpu().numpy() for s in self.strategies],
@@ -271,7 +283,7 @@ def solve(
             raise ImportError("search_mixed='support' needs numba installed (pip install numba)")
         if game.device.type != "cpu":
             kwargs = {"concept": concept, "selection": selection, "tol": tol, "search_mixed": search_mixed}
-            return _to_device(solve(game.cpu(), **kwargs, mixed_iters=mixed_iters), game.device)
+            return solve(game.cpu(), **kwargs, mixed_iters=mixed_iters).to(game.device)
     options = (concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters)
     if game.shape[0] and _fused_kernel(game, *options) is not None:
         return _solve_fused(game, options)  # checks finiteness as it reads
@@ -281,16 +293,6 @@ def solve(
     if concept == "logit":
         return _logit_solution(game, temperature, tol)
     return _solve_scaled(game, options)
-
-
-def _to_device(sol: StageGameSolution, device: torch.device) -> StageGameSolution:
-    return StageGameSolution(
-        strategies=[s.to(device) for s in sol.strategies],
-        values=sol.values.to(device),
-        nash_gap=sol.nash_gap.to(device),
-        solved=sol.solved.to(device),
-        n_equilibria=sol.n_equilibria.to(device),
-    )
 
 
 def _solve_scaled(game: torch.Tensor, options: tuple) -> StageGameSolution:
