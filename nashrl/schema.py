@@ -106,6 +106,9 @@ class NashQSettings(Section):
     target_network_update_freq: Count | None = None
     tau: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
     replay_capacity: Count | None = None
+    prioritized_replay_alpha: NonNegative | None = None
+    prioritized_replay_beta: schedule(0.0, 1.0) | None = Field(None, description=describe(0.0, 1.0))
+    prioritized_replay_eps: Positive | None = None
     num_steps_sampled_before_learning_starts: NonNegativeInt | None = None
     updates_per_iteration: Count | None = None
     td_error_loss_fn: Literal["huber", "mse"] | None = None

@@ -139,6 +139,66 @@ def test_joint_replay_ring_buffer():
     np.testing.assert_array_equal(other.sample(10)["obs"], buf.sample(10)["obs"])
 
 
+def _filled(buf: JointTransitionBuffer, n: int) -> JointTransitionBuffer:
+    """``buf`` with transitions 0..n-1 (obs k) added one by one."""
+    for k in range(n):
+        buf.add(
+            {
+                "obs": np.full((1, 1), k),
+                "actions": np.zeros((1, 2)),
+                "rewards": np.zeros((1, 2)),
+                "next_obs": np.full((1, 1), k + 1),
+                "terminated": np.zeros(1),
+            }
+        )
+    return buf
+
+
+def test_sum_tree_draws_in_proportion_to_its_leaves():
+    from nashrl.algorithms.nash_q.priorities import SumTree
+
+    tree = SumTree(5)  # 8 leaves, 3 beyond the capacity
+    tree.update(np.array([0, 1, 2, 3, 4]), np.array([1.0, 2.0, 3.0, 0.0, 4.0]))
+    tree.update(np.array([2, 2]), np.array([9.0, 3.0]))  # a repeated index keeps its last value
+    assert tree.total == 10.0 and tree.values(np.array([2]))[0] == 3.0
+    draws = tree.sample(200_000, 5, np.random.default_rng(0))
+    np.testing.assert_allclose(np.bincount(draws, minlength=5) / 200_000, [0.1, 0.2, 0.3, 0.0, 0.4], atol=0.005)
+    np.testing.assert_array_equal(tree.find(np.array([0.0, 0.999, 1.0, 5.999, 6.0, 9.999])), [0, 0, 1, 2, 4, 4])
+    for bad in (np.array([-1.0]), np.array([np.nan])):
+        with pytest.raises(ValueError, match="finite priorities"):
+            tree.update(np.array([0]), bad)
+
+
+def test_prioritized_replay_samples_by_td_error_and_weights_the_bias():
+    buf = _filled(JointTransitionBuffer(capacity=8, n_firms=2, obs_dim=1, seed=0, alpha=1.0), 8)
+    first = buf.sample(64, beta=1.0)
+    np.testing.assert_array_equal(first["weights"], 1.0)  # new transitions share the largest priority
+    td = np.full(8, 0.1)
+    td[3] = 2.9  # row 3 holds 2.9 / (7 * 0.1 + 2.9) = 81% of the mass
+    buf.update_priorities(np.arange(8), td)
+    sample = buf.sample(10_000, beta=1.0)
+    share = np.mean(sample["obs"][:, 0] == 3)
+    assert abs(share - 2.9 / 3.6) < 0.02, share
+    # Importance weights (n P(j))^-beta over the batch's largest: the common rows 1, row 3 0.1/2.9.
+    np.testing.assert_allclose(sample["weights"][sample["indices"] == 3], 0.1 / 2.9, rtol=1e-5)
+    np.testing.assert_allclose(sample["weights"][sample["indices"] != 3], 1.0)
+    assert set(np.unique(sample["obs"][:, 0] == sample["indices"])) == {True}
+    # A new transition gets the largest priority so far (2.9 + eps): it overwrites row 0.
+    _filled(buf, 1)
+    np.testing.assert_allclose(buf.priorities.values(np.array([0, 3])), 2.9 + 1e-6)
+    # Checkpoints keep the priorities.
+    other = JointTransitionBuffer(capacity=8, n_firms=2, obs_dim=1, alpha=1.0)
+    other.set_state(buf.get_state())
+    np.testing.assert_array_equal(other.priorities.values(np.arange(8)), buf.priorities.values(np.arange(8)))
+    assert other.max_priority == buf.max_priority
+    with pytest.raises(ValueError, match="finite TD errors"):
+        buf.update_priorities(np.arange(2), np.array([np.nan, 1.0]))
+    uniform = _filled(JointTransitionBuffer(capacity=8, n_firms=2, obs_dim=1, seed=0), 8)
+    assert "weights" not in uniform.sample(4) and not uniform.prioritized
+    with pytest.raises(ValueError, match="not prioritised"):
+        uniform.update_priorities(np.arange(2), np.ones(2))
+
+
 def _independent_module(q_own: np.ndarray, **config) -> NashQTorchRLModule:
     """A module with an independent head whose Q-values are ``q_own`` [N, A] at every state."""
     n, a = q_own.shape

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from nashrl.algorithms.nash_q.replay import TRAIN_COLUMNS
 from nashrl.equilibrium.cache import distinct_rows
 from nashrl.markets import MARKETS, make_market
 from nashrl.markets.base import MarketEnv
@@ -171,6 +172,63 @@ def test_lean_learner_loop_equals_rllib_update(ray_session, double_q):
         assert sum(not torch.equal(a, b) for a, b in zip(before, rllib)) >= 4  # the steps moved the weights
         for a, b in zip(rllib, lean):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    finally:
+        algo.stop()
+
+
+@pytest.mark.slow
+def test_prioritized_replay_weights_the_loss_and_updates_priorities(ray_session):
+    """Prioritised replay: unit importance weights take the uniform replay's gradient steps; the
+    learner returns each row's mean |TD error| over the firms, and training moves the priorities."""
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    from nashrl.algorithms.rllib_trainer import algorithm_config
+    from nashrl.config import load_config
+
+    config = load_config(
+        "configs/logit_bertrand_calvano.yaml",
+        ["run.num_env_runners=0", "algorithm.prioritized_replay_alpha=0.6", "algorithm.double_q=false"],
+    )
+    config["algorithm"]["num_steps_sampled_before_learning_starts"] = 10**9
+    algo = algorithm_config(config).build_algo()
+    try:
+        while len(algo.replay) < 2500:
+            algo.train()
+        learner = algo.learner_group._learner
+        module = learner.module["nash_q"].unwrapped()
+        sample = algo.replay.sample(4 * 64, beta=1.0)
+        indices = sample.pop("indices")
+        np.testing.assert_array_equal(sample["weights"], 1.0)  # nothing learned yet: equal priorities
+        timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: 0}
+        state = copy.deepcopy(learner.get_state())
+        plain = {k: v for k, v in sample.items() if k != "weights"}
+        learner.learn(plain, 64, timesteps)
+        assert learner.td_errors is None
+        uniform = [p.detach().clone() for p in module.parameters()]
+        learner.set_state(state)
+        with torch.no_grad():  # the TD errors the first minibatch sees, before any step
+            batch = {k: torch.from_numpy(v[:64]) for k, v in sample.items()}
+            batch = {TRAIN_COLUMNS[k]: v for k, v in batch.items()}
+            y, _ = learner.equilibrium_targets(module, batch, learner.config.get_config_for_module("nash_q"))
+            q = module._forward_train(batch)["q_taken"]
+        learner.learn(sample, 64, timesteps)
+        for a, b in zip(uniform, module.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert learner.td_errors.shape == (256,) and np.all(np.isfinite(learner.td_errors))
+        np.testing.assert_allclose(learner.td_errors[:64], (q - y).abs().mean(1).numpy(), rtol=1e-5, atol=1e-7)
+        # Half the weights at 0: the step differs from the uniform one.
+        learner.set_state(state)
+        sample["weights"][::2] = 0.0
+        learner.learn(sample, 64, timesteps)
+        assert any(not torch.allclose(a, b) for a, b in zip(uniform, module.parameters()))
+        # The algorithm's learning step updates the sampled rows' priorities from the learner's TD errors.
+        before = algo.replay.priorities.values(np.arange(len(algo.replay))).copy()
+        algo._learn(0)
+        after = algo.replay.priorities.values(np.arange(len(algo.replay)))
+        moved = np.flatnonzero(after != before)
+        drawn = algo.config.train_batch_size * algo.config.updates_per_iteration
+        assert 0 < len(moved) <= drawn < len(algo.replay) and after.min() < after.max()
+        assert indices.shape == (256,)
     finally:
         algo.stop()
 

@@ -30,7 +30,9 @@ uses the shock-free profit :math:`r_i - \varepsilon_i(a_i)` (the replay's ``own_
 :math:`Q_i(s, a)` learns the choice-specific value
 :math:`\pi_i(s, a) + \gamma E[V_i(s') \mid s, a]` of Aguirregabiria and Mira (2007).
 The loss is the Huber (or squared) error of :math:`Q_i(s, a)` against :math:`y_i`,
-averaged over the batch and the firms.
+averaged over the batch and the firms; with prioritised replay each row's error is weighted by
+its importance-sampling weight (:mod:`nashrl.algorithms.nash_q.priorities`), and the rows' new
+priorities are their mean absolute TD error over the firms (:attr:`NashQTorchLearner.td_errors`).
 
 The equilibrium hook (:meth:`NashQTorchLearner.equilibrium_targets`) runs the batched
 solver on the learner's device: the driver's GPU with ``num_learners=0`` when there is
@@ -64,7 +66,7 @@ from ray.rllib.utils.metrics import (
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from nashrl.algorithms.nash_q.module import Q_TAKEN
-from nashrl.algorithms.nash_q.replay import OWN_SHOCKS, TRAIN_COLUMNS
+from nashrl.algorithms.nash_q.replay import OWN_SHOCKS, TRAIN_COLUMNS, WEIGHTS
 from nashrl.equilibrium.cache import distinct_rows
 from nashrl.startup import eager_deterministic_flag
 
@@ -103,6 +105,9 @@ class NashQTorchLearner(TorchLearner):
         self._probe: dict[str, torch.Tensor] = {}
         # Per minibatch / per target computation, logged once per update call (_log_stats).
         self._td_stats: dict[str, list[torch.Tensor]] = defaultdict(list)
+        # Prioritised replay: each row's mean |TD error| over the firms, per minibatch of the last call.
+        self._td_rows: list[torch.Tensor] = []
+        self.td_errors: np.ndarray | None = None
         self._solver_stats: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._last_target_update = defaultdict(int)
         self.module.foreach_module(
@@ -132,7 +137,9 @@ class NashQTorchLearner(TorchLearner):
         whole call back and stops the run with a message. Without ``double_q`` the targets of every minibatch come
         from the target network, which does not move during the call: they are computed for the
         whole sample in one pass (one forward, one solve of its distinct next states). Returns the
-        reduced metrics, as ``update`` does."""
+        reduced metrics, as ``update`` does. With importance-sampling ``weights`` in the sample
+        (prioritised replay), :attr:`td_errors` holds each row's mean |TD error| over the firms,
+        taken before its minibatch's step, for the replay's new priorities."""
         self.before_gradient_based_update(timesteps=timesteps)
         (module_id,) = self.module.keys()
         config = self.config.get_config_for_module(module_id)
@@ -144,6 +151,7 @@ class NashQTorchLearner(TorchLearner):
         if not config.double_q:  # the target network is fixed during the call: all targets in one pass
             data[TARGETS] = self._targets(module_id, module.unwrapped(), data, config)
         module.train()  # once (RLlib's forward_train sets it again for every minibatch)
+        self._td_rows.clear()
         (optimizer,) = self._optimizer_parameters
         postprocess = config.grad_clip is not None or config.log_gradients
         with self.finite_or_rollback():  # one check for the whole call
@@ -160,6 +168,7 @@ class NashQTorchLearner(TorchLearner):
                         self._params[pid].grad = grad
                 optimizer.step()
         self._weights_seq_no += 1
+        self.td_errors = torch.cat(self._td_rows).cpu().numpy() if WEIGHTS in data else None
         log = self.metrics.log_value
         log((module_id, self.TOTAL_LOSS_KEY), loss.detach(), window=1)
         log((module_id, NUM_MODULE_STEPS_TRAINED), rows, reduce="sum")
@@ -211,7 +220,14 @@ class NashQTorchLearner(TorchLearner):
         q_taken = fwd_out[Q_TAKEN]
         y = batch[TARGETS] if TARGETS in batch else self._targets(module_id, module, batch, config)
         error = q_taken - y
-        if config.td_error_loss_fn == "huber":
+        if WEIGHTS in batch:  # prioritised replay: each row's loss times its importance-sampling weight
+            if config.td_error_loss_fn == "huber":
+                per_row = torch.nn.functional.huber_loss(q_taken, y, reduction="none", delta=1.0)
+            else:
+                per_row = error**2
+            loss = (per_row * batch[WEIGHTS].unsqueeze(1)).mean()
+            self._td_rows.append(error.detach().abs().mean(1))
+        elif config.td_error_loss_fn == "huber":
             loss = torch.nn.functional.huber_loss(q_taken, y, reduction="mean", delta=1.0)
         else:
             loss = (error**2).mean()

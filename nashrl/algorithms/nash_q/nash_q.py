@@ -47,7 +47,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from nashrl.algorithms.nash_q.connectors import AddFirmIndex
-from nashrl.algorithms.nash_q.replay import TRAIN_COLUMNS, JointTransitionBuffer
+from nashrl.algorithms.nash_q.replay import INDICES, TRAIN_COLUMNS, JointTransitionBuffer
 from nashrl.algorithms.nash_q.vector_runner import VectorEnvRunner
 from nashrl.algorithms.theory_metrics import DEFAULT_EVAL, TheoryMetrics, final_state
 from nashrl.startup import eager_deterministic_flag, import_in_background
@@ -94,6 +94,10 @@ class NashQConfig(AlgorithmConfig):
     ``exploration`` (epsilon | boltzmann), ``epsilon`` and ``temperature`` (a number or
     ``[[env_step, value], ...]`` piecewise-linear schedules), ``double_q``,
     ``target_network_update_freq`` (env steps), ``tau``, ``replay_capacity``,
+    ``prioritized_replay_alpha`` (0, the default: uniform replay; > 0: proportional prioritised
+    replay, :mod:`~nashrl.algorithms.nash_q.priorities`), ``prioritized_replay_beta`` (its
+    importance-sampling exponent, a number or a schedule over env steps) and
+    ``prioritized_replay_eps`` (added to |TD error|),
     ``num_steps_sampled_before_learning_starts``, ``updates_per_iteration``,
     ``td_error_loss_fn`` (huber | mse), ``sampler`` (vector | episodes, see the module doc),
     ``store_buffer_in_checkpoints`` (keep the joint
@@ -139,6 +143,9 @@ class NashQConfig(AlgorithmConfig):
         self.target_network_update_freq = 500
         self.tau = 1.0
         self.replay_capacity = 100_000
+        self.prioritized_replay_alpha = 0.0
+        self.prioritized_replay_beta = 0.4
+        self.prioritized_replay_eps = 1e-6
         self.num_steps_sampled_before_learning_starts = 1_000
         self.updates_per_iteration = 1
         self.td_error_loss_fn = "huber"
@@ -166,6 +173,9 @@ class NashQConfig(AlgorithmConfig):
         target_network_update_freq=NotProvided,
         tau=NotProvided,
         replay_capacity=NotProvided,
+        prioritized_replay_alpha=NotProvided,
+        prioritized_replay_beta=NotProvided,
+        prioritized_replay_eps=NotProvided,
         num_steps_sampled_before_learning_starts=NotProvided,
         updates_per_iteration=NotProvided,
         td_error_loss_fn=NotProvided,
@@ -196,6 +206,9 @@ class NashQConfig(AlgorithmConfig):
             target_network_update_freq=target_network_update_freq,
             tau=tau,
             replay_capacity=replay_capacity,
+            prioritized_replay_alpha=prioritized_replay_alpha,
+            prioritized_replay_beta=prioritized_replay_beta,
+            prioritized_replay_eps=prioritized_replay_eps,
             num_steps_sampled_before_learning_starts=num_steps_sampled_before_learning_starts,
             updates_per_iteration=updates_per_iteration,
             td_error_loss_fn=td_error_loss_fn,
@@ -298,6 +311,11 @@ def nash_q_errors(config: NashQConfig) -> list[str]:
                 f"algorithm.share_firms: the firms of market {market.market_type!r} are not exchangeable (expected one "
                 "shared action grid and symmetric costs, demand and qualities, in a market that states firm_views)"
             )
+    if config.prioritized_replay_alpha > 0 and (config.num_learners or 0) > 0:
+        found.append(
+            "algorithm.prioritized_replay_alpha: prioritised replay needs the local learner "
+            f"(num_learners 0, got {config.num_learners}); expected 0 for uniform replay"
+        )
     if config.share_firms and config.dueling:
         found.append("algorithm.dueling: expected false with share_firms (one network's outputs are one firm's)")
     if config.share_firms and config.q_head != "aggregative":
@@ -370,6 +388,8 @@ class NashQ(Algorithm):
             market.observation_size,
             seed=self.config.seed,
             public_size=market.public_size if market.private_shocks else None,
+            alpha=self.config.prioritized_replay_alpha,
+            priority_epsilon=self.config.prioritized_replay_eps,
         )
 
     def training_step(self) -> None:
@@ -404,12 +424,19 @@ class NashQ(Algorithm):
         call: the learner's own loop (:meth:`NashQTorchLearner.learn`) on the driver, RLlib's
         minibatch loop over remote learners (``num_learners`` > 0)."""
         size = self.config.train_batch_size
-        sample = self.replay.sample(size * self.config.updates_per_iteration)
+        beta = schedule_value(self.config.prioritized_replay_beta, sampled)
+        sample = self.replay.sample(size * self.config.updates_per_iteration, beta=beta)
+        indices = sample.pop(INDICES, None)  # (prioritised replay)
         timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled}
         group = self.learner_group
         if group.is_local:
-            results = group.foreach_learner(lambda learner: learner.learn(sample, size, timesteps))
+            results = group.foreach_learner(lambda learner: (learner.learn(sample, size, timesteps), learner.td_errors))
             results = [r.get() for r in results]
+            if indices is not None:  # (the local learner: one)
+                (_, td_errors), *_ = results
+                self.replay.update_priorities(indices, td_errors)
+                self.metrics.log_value("replay_beta", beta, window=1)
+            results = [metrics for metrics, _ in results]
         else:
             results = group.update(batch=to_train_batch(sample), minibatch_size=size, num_epochs=1, timesteps=timesteps)
         self.metrics.aggregate(results, key=LEARNER_RESULTS)
