@@ -1,6 +1,7 @@
 """N-player stage games: nashrl.equilibrium.solve against pygambit's N-player methods, same games (not a test).
 
-    python benchmarks/solver_n_player.py [--families ...] [--gambit-sample 8] [--timeout 10] [--json OUT]
+    python benchmarks/solver_n_player.py [--families ...] [--searches auto support] [--gambit-sample 8]
+        [--timeout 10] [--json OUT]
 
 Families (seeded; the batch size is in the name's table below): random games with payoffs
 uniform on [0, 1) for N = 3, 4, 5 and 5-13 actions, and Cournot- and logit-Bertrand-shaped
@@ -18,7 +19,11 @@ enumpoly (stop after the first equilibrium; only games of at most 125 profiles).
 out, no equilibrium returned, or its Nash gap above 1e-6 of the payoff range; "same equilibrium"
 = within 1e-3 of nashrl's (for logit_solve: whether both traced the principal logit branch to the
 same limit). The per-game speed-up is pygambit's median over nashrl's median, each on games
-without a pure equilibrium (pygambit's timed-out calls count at the time limit).
+without a pure equilibrium (pygambit's timed-out calls count at the time limit). nashrl runs with
+each of ``--searches`` (``search_mixed``: ``auto``, the logit homotopy, and ``support``, the
+Porter-Nudelman-Shoham enumeration) in the same run; "same equilibrium" compares with the first.
+Each pygambit time includes forking its process: the row ``fork`` times a worker that returns at
+once, the part of every pygambit time that is not pygambit's.
 """
 
 from __future__ import annotations
@@ -79,24 +84,25 @@ def make_family(name: str, rng: np.random.Generator) -> np.ndarray:
     return np.stack(tables)
 
 
-def bench_nashrl(games: np.ndarray) -> tuple[dict, list[np.ndarray]]:
+def bench_nashrl(games: np.ndarray, search: str = "auto") -> tuple[dict, list[np.ndarray]]:
     """The table row, and nashrl's strategies on the games without a pure equilibrium."""
     set_thread_budget(1)
     tensor = torch.as_tensor(games)
     pure = pure_equilibrium_mask(tensor).flatten(1).any(1)
-    solve(tensor[:2])  # compile / load the kernels
+    solve(tensor[:2], search_mixed=search)  # compile / load the kernels
     start = time.perf_counter()
-    sol = solve(tensor)
+    sol = solve(tensor, search_mixed=search)
     elapsed = time.perf_counter() - start
     mixed_strategies = [s[~pure].numpy() for s in sol.strategies]
     mixed = tensor[~pure]
     per_game = []
     for g in mixed[: min(len(mixed), 32)]:  # games without a pure equilibrium, one call each
         start = time.perf_counter()
-        solve(g[None])
+        solve(g[None], search_mixed=search)
         per_game.append(time.perf_counter() - start)
     scale = tensor.flatten(1).abs().amax(1).clamp_min(1.0)
     return {
+        "search": search,
         "games": len(games),
         "with_pure": int(pure.sum()),
         "games_per_s": len(games) / elapsed,
@@ -111,6 +117,9 @@ def _gambit_worker(method: str, arrays: list[np.ndarray], out) -> None:
     import pygambit as gbt
 
     game = gbt.Game.from_arrays(*arrays)
+    if method == "fork":  # the process and queue alone
+        out.put(None)
+        return
     if method == "gnm":
         result = gbt.nash.gnm_solve(game)
     elif method == "ipa":
@@ -172,6 +181,7 @@ def gambit_row(method: str, games: np.ndarray, timeout: float, ours: list[np.nda
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--searches", nargs="+", default=["auto", "support"], choices=["auto", "support"])
     parser.add_argument("--gambit-sample", type=int, default=8, help="games without a pure equilibrium per method")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per pygambit call")
     parser.add_argument("--seed", type=int, default=0)
@@ -180,14 +190,15 @@ def main() -> None:
     try:
         import pygambit  # noqa: F401
 
-        methods = ["gnm", "ipa", "simpdiv", "liap", "logit", "enumpoly"]
+        methods = ["fork", "gnm", "ipa", "simpdiv", "liap", "logit", "enumpoly"]
     except ImportError:
         methods = []
         print("pygambit not installed (pip install pygambit): nashrl only\n")
     results = []
     for k, name in enumerate(args.families):
         games = make_family(name, np.random.default_rng([args.seed, k]))
-        ours, mixed_strategies = bench_nashrl(games)
+        runs = [bench_nashrl(games, search) for search in args.searches]
+        ours, mixed_strategies = runs[0]
         without = games[~pure_equilibrium_mask(torch.as_tensor(games)).flatten(1).any(1).numpy()]
         sample = without[: args.gambit_sample]
         rows = []
@@ -196,27 +207,31 @@ def main() -> None:
                 continue
             if len(sample):
                 rows.append(gambit_row(method, sample, args.timeout, mixed_strategies))
-        result = {"family": name, "nashrl": ours, "gambit": rows}
+        result = {"family": name, "nashrl": ours, "nashrl_searches": [row for row, _ in runs], "gambit": rows}
         results.append(result)
-        mixed_ms = ours["ms_per_game_without_pure"]
-        print(
-            f"### {name}: {ours['games']} games, {ours['with_pure']} with a pure equilibrium; nashrl "
-            f"{ours['games_per_s']:,.0f} games/s over the batch, "
-            + (
-                f"{mixed_ms:.2f} ms per game without (max {ours['ms_per_game_without_pure_max']:.2f}), "
-                if mixed_ms
-                else ""
+        print(f"### {name}: {ours['games']} games, {ours['with_pure']} with a pure equilibrium")
+        for row, _ in runs:
+            mixed_ms = row["ms_per_game_without_pure"]
+            print(
+                f"- nashrl, search {row['search']}: {row['games_per_s']:,.0f} games/s over the batch, "
+                + (
+                    f"{mixed_ms:.2f} ms per game without (max {row['ms_per_game_without_pure_max']:.2f}), "
+                    if mixed_ms
+                    else ""
+                )
+                + f"unsolved {row['unsolved']}, largest gap {row['max_gap']:.1e}"
             )
-            + f"unsolved {ours['unsolved']}, largest gap {ours['max_gap']:.1e}"
-        )
         if rows:
-            print("| pygambit | ms per game (median) | failed | same equilibrium as nashrl | nashrl speed-up |")
-            print("|---|---:|---:|---:|---:|")
+            speedups = " | ".join(f"speed-up of nashrl {row['search']}" for row, _ in runs)
+            same = f"same equilibrium as nashrl {args.searches[0]}"
+            print(f"| pygambit | ms per game (median) | failed | {same} | {speedups} |")
+            print("|---|---:|---:|---:|" + "---:|" * len(runs))
             for row in rows:
-                ratio = row["ms_per_game"] / mixed_ms if mixed_ms else float("nan")
+                base = [r["ms_per_game_without_pure"] for r, _ in runs]
+                ratios = " | ".join(f"{row['ms_per_game'] / ms:,.0f}x" if ms else "-" for ms in base)
                 print(
                     f"| {row['method']} | {row['ms_per_game']:,.1f} | {row['failed']} of {row['of']} | "
-                    f"{row['same_as_nashrl']} of {row['of']} | {ratio:,.0f}x |"
+                    f"{row['same_as_nashrl']} of {row['of']} | {ratios} |"
                 )
         print(flush=True)
     if args.json:

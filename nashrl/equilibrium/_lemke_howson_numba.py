@@ -230,10 +230,12 @@ def lemke_howson_path(a, b, init_pivot, max_iter, x, y, work, scale=1.0):
 def thread_chunks(count: int, serial_below: int = 64) -> int:
     """Contiguous runs to split ``count`` games into: 1 (run serially, no parallel launch) for small
     batches or one numba thread, else four per thread."""
+    if count < serial_below:
+        return 1
     import numba
 
     threads = numba.get_num_threads()
-    return 1 if threads == 1 or count < serial_below else min(count, 4 * threads)
+    return 1 if threads == 1 else min(count, 4 * threads)
 
 
 @njit(**_OPTIONS)

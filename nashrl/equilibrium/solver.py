@@ -356,8 +356,8 @@ def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
         solved=torch.from_numpy(out[:, n_players + 2] <= tol),
         n_equilibria=torch.from_numpy(out[:, n_players + 1].astype(np.int64)),
     )
-    left = torch.from_numpy(np.flatnonzero(status))
-    if left.numel():
+    if status.any():
+        left = torch.from_numpy(np.flatnonzero(status))
         rest = _solve_scaled(game[left], options)
         for field in ("values", "nash_gap", "solved", "n_equilibria"):
             getattr(sol, field)[left] = getattr(rest, field)
