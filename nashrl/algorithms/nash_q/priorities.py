@@ -14,11 +14,12 @@ corrected by importance-sampling weights in the loss,
 
 .. math::
 
-    w_j = \big(n\, P(j)\big)^{-\beta} / \max_{k \in \text{batch}} w_k
+    w_j = \big(n\, P(j)\big)^{-\beta} / \max_{k \in \text{sample}} w_k
 
-(:math:`n` the transitions held; normalised by the batch's largest weight, as Dopamine does, not
-by the buffer's, so the weights are at most 1). Sampling is stratified: the total mass is cut
-into as many equal segments as rows and one row drawn in each.
+(:math:`n` the transitions held; normalised by the largest weight of the rows drawn together, the
+minibatches of one learner call, as Dopamine normalises by its batch's, not by the buffer's; so
+the weights are at most 1). Sampling is stratified: the total mass is cut into as many equal
+segments as rows and one row drawn in each.
 
 :class:`SumTree` keeps the :math:`p_j^\alpha` in the leaves of a binary tree whose inner nodes
 hold the sums of their children: updates and draws take :math:`O(\log n)` steps, each vectorised
