@@ -139,6 +139,24 @@ def test_distinct_rows():
     assert len(rows) == 3 and torch.equal(rows[inverse], x)
 
 
+def _calvano_with_replay(overrides: list[str], transitions: int):
+    """The shipped Calvano config's algorithm on the driver (no remote runners), its replay filled
+    with at least ``transitions`` before any learning."""
+    from nashrl.algorithms.rllib_trainer import algorithm_config
+    from nashrl.config import load_config
+
+    config = load_config("configs/logit_bertrand_calvano.yaml", ["run.num_env_runners=0", *overrides])
+    config["algorithm"]["num_steps_sampled_before_learning_starts"] = 10**9
+    algo = algorithm_config(config).build_algo()
+    try:
+        while len(algo.replay) < transitions:
+            algo.train()
+    except BaseException:
+        algo.stop()
+        raise
+    return algo
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("double_q", [False, True])
 def test_lean_learner_loop_equals_rllib_update(ray_session, double_q):
@@ -147,17 +165,9 @@ def test_lean_learner_loop_equals_rllib_update(ray_session, double_q):
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
     from nashrl.algorithms.nash_q.nash_q import to_train_batch
-    from nashrl.algorithms.rllib_trainer import algorithm_config
-    from nashrl.config import load_config
 
-    config = load_config(
-        "configs/logit_bertrand_calvano.yaml", ["run.num_env_runners=0", f"algorithm.double_q={double_q}"]
-    )
-    config["algorithm"]["num_steps_sampled_before_learning_starts"] = 10**9
-    algo = algorithm_config(config).build_algo()
+    algo = _calvano_with_replay([f"algorithm.double_q={double_q}"], 1000)
     try:
-        while len(algo.replay) < 1000:
-            algo.train()
         learner = algo.learner_group._learner
         sample = algo.replay.sample(4 * 64)
         timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: 0}
@@ -182,18 +192,8 @@ def test_prioritized_replay_weights_the_loss_and_updates_priorities(ray_session)
     learner returns each row's mean |TD error| over the firms, and training moves the priorities."""
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-    from nashrl.algorithms.rllib_trainer import algorithm_config
-    from nashrl.config import load_config
-
-    config = load_config(
-        "configs/logit_bertrand_calvano.yaml",
-        ["run.num_env_runners=0", "algorithm.prioritized_replay_alpha=0.6", "algorithm.double_q=false"],
-    )
-    config["algorithm"]["num_steps_sampled_before_learning_starts"] = 10**9
-    algo = algorithm_config(config).build_algo()
+    algo = _calvano_with_replay(["algorithm.prioritized_replay_alpha=0.6", "algorithm.double_q=false"], 2500)
     try:
-        while len(algo.replay) < 2500:
-            algo.train()
         learner = algo.learner_group._learner
         module = learner.module["nash_q"].unwrapped()
         sample = algo.replay.sample(4 * 64, beta=1.0)
