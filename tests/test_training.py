@@ -315,14 +315,18 @@ def test_cli_checkpoint_loads_with_rllib_in_a_fresh_process(ray_session, tmp_pat
     assert "NashQ (13, 13)" in out.stdout
 
 
-def test_diverging_training_stops_with_a_finite_checkpoint(ray_session, tmp_path):
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_diverging_training_stops_with_a_finite_checkpoint(ray_session, tmp_path, alpha):
+    """Uniform and prioritised replay (whose priorities a diverging update must not poison)."""
     from pathlib import Path
 
     from nashrl.analysis.report import load_policy
     from nashrl.checkpoints import experiment_of
     from nashrl.train import TrainingError, run_status, run_training
 
-    config = small_config(tmp_path, {**NASH_Q, "lr": 1e30, "td_error_loss_fn": "mse"}, env_steps=1500)
+    config = small_config(
+        tmp_path, {**NASH_Q, "lr": 1e30, "td_error_loss_fn": "mse", "prioritized_replay_alpha": alpha}, env_steps=1500
+    )
     with pytest.raises(TrainingError, match="training diverged at iteration .* last finite update are saved in") as err:
         run_training(config, quiet=True)
     saved = Path(str(err.value).split("saved in ")[1].split(";")[0])

@@ -434,7 +434,10 @@ class NashQ(Algorithm):
             results = [r.get() for r in results]
             if indices is not None:  # (the local learner: one)
                 (_, td_errors), *_ = results
-                self.replay.update_priorities(indices, td_errors)
+                # Non-finite errors come from an update the learner rolled back (non_finite_updates),
+                # which stops the run with its last finite checkpoint: the priorities stay as they were.
+                if np.isfinite(td_errors).all():
+                    self.replay.update_priorities(indices, td_errors)
                 self.metrics.log_value("replay_beta", beta, window=1)
             results = [metrics for metrics, _ in results]
         else:
