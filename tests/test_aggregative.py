@@ -190,6 +190,8 @@ def test_aggregative_head_is_refused_where_it_does_not_apply():
         load_config("configs/cournot_duopoly.yaml", ["algorithm.q_head=aggregative", "algorithm.aggregate_knots=1"])
     with pytest.raises(ConfigError, match="q_head: aggregative"):  # the joint head of 10 firms is too large
         load_config("configs/cournot_duopoly.yaml", ["market.n_firms=10"])
+    with pytest.raises(ConfigError, match="algorithm.selection: 'strict' needs the joint stage game"):
+        load_config("configs/cournot_many_firms.yaml", ["algorithm.selection=strict"])
 
 
 @pytest.mark.parametrize("config", [MARKETS[0], MARKETS[3], {"type": "cournot", "n_firms": 6, "memory": 0}])

@@ -31,6 +31,7 @@ BASE = {"market": {"type": "cournot", "memory": 0}, "algorithm": {"name": "nash_
         ({"algorithm": {"name": "nash_q", "tau": 0}}, "algorithm.tau"),
         ({"algorithm": {"name": "nash_q", "sampler": "fast"}}, "algorithm.sampler"),
         ({"algorithm": {"name": "nash_q", "prioritized_replay_alpha": -0.5}}, "algorithm.prioritized_replay_alpha"),
+        ({"algorithm": {"name": "nash_q", "selection": "risk"}}, "algorithm.selection"),
         ({"algorithm": {"name": "nash_q", "prioritized_replay_beta": 1.5}}, "algorithm.prioritized_replay_beta"),
         ({"algorithm": {"name": "independent_dqn", "prioritized_replay_eps": 0}}, "algorithm.prioritized_replay_eps"),
         ({"algorithm": {"name": "dqn", "hiddens": "big"}}, "algorithm.hiddens"),

@@ -77,6 +77,48 @@ def test_selection_rules_on_discretised_cournot():
     assert picks["first"] == (2, 4) and picks["utilitarian"] == (2, 4)  # all sums tie at 18
 
 
+def brute_force_margin(game: np.ndarray, profile: tuple[int, ...]) -> float:
+    """min_i [G_i(a) - max_{a_i' != a_i} G_i(a_i', a_-i)] by enumeration (inf with no alternative)."""
+    low = np.inf
+    for i in range(game.shape[0]):
+        others = [game[(i, *profile[:i], b, *profile[i + 1 :])] for b in range(game.shape[1 + i]) if b != profile[i]]
+        if others:
+            low = min(low, game[(i, *profile)] - max(others))
+    return low
+
+
+def test_strictness_margins_and_the_strict_selection():
+    from nashrl.equilibrium.pure import strictness_margins
+
+    rng = np.random.default_rng(11)
+    games = rng.integers(0, 4, size=(40, 3, 2, 3, 1)).astype(float)  # uneven sets, one player without a choice
+    ids = torch.as_tensor(rng.integers(0, 6, size=(40, 5)))
+    got = strictness_margins(torch.as_tensor(games), ids).numpy()
+    for g in range(40):
+        for k in range(5):
+            profile = np.unravel_index(int(ids[g, k]), games.shape[2:])
+            assert got[g, k] == brute_force_margin(games[g], tuple(int(a) for a in profile))
+    # Stag hunt: (stag, stag) is Pareto-better, (hare, hare) loses 3 by a deviation against 1: strict picks hare.
+    stag = solve(CLASSIC["stag_hunt"], selection="strict")
+    assert (stag.strategies[0].argmax().item(), stag.strategies[1].argmax().item()) == (1, 1)
+    # A weak equilibrium that a small payoff error could have made, at higher profits, beside a strict one.
+    prices = np.array([[2.0, 2.5, 2.3], [1.5, 2.5, 2.6], [1.0, 2.0, 2.4]])  # row firm's profit; symmetric game
+    price_game = bimatrix(prices, prices.T)
+    assert int(solve(price_game).n_equilibria) == 2  # (0, 0) strict (margin 0.5), (1, 1) weak (ties at 2.5)
+    for rule, pick in (("pareto", (1, 1)), ("strict", (0, 0))):
+        sol = solve(price_game, selection=rule)
+        assert (sol.strategies[0].argmax().item(), sol.strategies[1].argmax().item()) == pick, rule
+    # Discretised Cournot: the equilibrium with the largest brute-force margin.
+    game = cournot_grid_game()
+    sol = solve(game, selection="strict")
+    chosen = (sol.strategies[0].argmax().item(), sol.strategies[1].argmax().item())
+    margins = {p: brute_force_margin(game[0], p) for p in [(2, 4), (3, 3), (4, 2)]}
+    assert margins[chosen] == max(margins.values())
+    # Mixed equilibria have margin 0: with every equilibrium searched, a strict pure one is chosen.
+    bos = solve(CLASSIC["battle_of_sexes"], search_mixed="all", selection="strict")
+    assert int(bos.n_equilibria) == 3 and sorted(bos.strategies[0][0].tolist()) == [0.0, 1.0]
+
+
 def nashpy_equilibria(a, b):
     """Every equilibrium by nashpy's vertex enumeration.
 
@@ -511,7 +553,7 @@ def _assert_same_solution(fused, general, games):
     assert torch.equal(fused.n_equilibria, general.n_equilibria)
 
 
-@pytest.mark.parametrize("selection", ["pareto", "utilitarian", "egalitarian", "first"])
+@pytest.mark.parametrize("selection", ["pareto", "utilitarian", "egalitarian", "first", "strict"])
 def test_fused_two_player_kernel_returns_the_general_paths_solution(selection):
     """The compiled two-player pass (pure mask, selection, Lemke-Howson, gap in one kernel) against
     the tensor path it replaces on CPU: random games, degenerate integer games with many pure
@@ -545,7 +587,7 @@ def test_fused_kernel_hands_unfinished_paths_to_the_general_path(monkeypatch):
     _assert_same_solution(sol, _general_path(games, "pareto"), games)
 
 
-@pytest.mark.parametrize("selection", ["pareto", "utilitarian", "egalitarian", "first"])
+@pytest.mark.parametrize("selection", ["pareto", "utilitarian", "egalitarian", "first", "strict"])
 def test_fused_n_player_kernel_returns_the_general_paths_solution(selection):
     """The compiled N-player pass (pure mask, selection, logit homotopy, gap in one kernel) against
     the tensor path it replaces on CPU: random 3- and 4-player games with and without pure

@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from nashrl.equilibrium._lemke_howson_numba import lemke_howson_path
 from nashrl.equilibrium._lemke_howson_numba import workspace as lh_workspace
-from nashrl.equilibrium._select_numba import RULES, select_candidate  # noqa: F401 (RULES: the caller's codes)
+from nashrl.equilibrium._select_numba import RULES, STRICT, select_candidate  # noqa: F401 (RULES: the caller's codes)
 
 _OPTIONS = {"cache": True, "error_model": "numpy"}
 
@@ -35,14 +35,15 @@ PURE_TOL = 1e-12  # as nashrl.equilibrium.pure.pure_equilibrium_mask
 
 @njit(**_OPTIONS)
 def workspace(m, n):
-    """Per-thread scratch of :func:`solve_one`: best replies, pure candidates, deviation payoffs
-    and the Lemke-Howson workspace."""
+    """Per-thread scratch of :func:`solve_one`: best replies, pure candidates (ids, payoffs, the
+    selection's flags and strictness margins), deviation payoffs and the Lemke-Howson workspace."""
     return (
         np.empty(n),
         np.empty(m),
         np.empty(m * n, dtype=np.int64),
         np.empty((m * n, 2)),
         np.empty(m * n, dtype=np.bool_),
+        np.empty(m * n),
         np.empty(m),
         np.empty(n),
         lh_workspace(m, n),
@@ -80,12 +81,35 @@ def _scan(a, b, col_best, row_best):
 
 
 @njit(**_OPTIONS)
+def _margins(a, b, inverse, ids, v, k, margin):
+    """Strictness margins of the ``k`` pure candidates (:func:`nashrl.equilibrium.pure.strictness_margins`),
+    in the solver's units: each player's payoff less its best other action's, the smaller of the two."""
+    m, n = a.shape
+    for c in range(k):
+        i, j = ids[c] // n, ids[c] % n
+        low = np.inf
+        if m > 1:
+            other = -np.inf
+            for r in range(m):
+                if r != i:
+                    other = max(other, a[r, j] * inverse)
+            low = min(low, v[c, 0] - other)
+        if n > 1:
+            other = -np.inf
+            for col in range(n):
+                if col != j:
+                    other = max(other, b[i, col] * inverse)
+            low = min(low, v[c, 1] - other)
+        margin[c] = low
+
+
+@njit(**_OPTIONS)
 def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
     """Solve game ``(a, b)`` ``[m, n]`` (in the solver's units, ``(a, b) * (1 / scale)``, which can
     differ from the general path's division in the last bit); ``x``, ``y`` zero on entry; ``out`` gets
     ``(value_0, value_1, gap, n_equilibria, gap / scale)``. Returns 0 when solved here, 1 when the caller
     must take the game to the general path, :data:`NOT_FINITE` for a NaN or infinite payoff."""
-    col_best, row_best, ids, v, allowed, dev0, dev1, lh_work = work
+    col_best, row_best, ids, v, allowed, margin, dev0, dev1, lh_work = work
     m, n = a.shape
     if not (all_finite(a) and all_finite(b)):
         return NOT_FINITE
@@ -107,7 +131,9 @@ def solve_one(a, b, rule, tol, max_iter, x, y, out, work):
                     v[k, 1] = b_ij
                     k += 1
     if k > 0:
-        c = select_candidate(v, k, rule, allowed)
+        if rule == STRICT:
+            _margins(a, b, inverse, ids, v, k, margin)
+        c = select_candidate(v, margin, k, rule, allowed)
         i, j = ids[c] // n, ids[c] % n
         x[i] = 1.0
         y[j] = 1.0

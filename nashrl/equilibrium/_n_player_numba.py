@@ -27,7 +27,7 @@ from numba import njit, prange
 
 from nashrl.equilibrium._bimatrix_numba import all_finite
 from nashrl.equilibrium._homotopy_numba import deviation_payoffs, trace_one
-from nashrl.equilibrium._select_numba import RULES, select_candidate  # noqa: F401 (RULES: the caller's codes)
+from nashrl.equilibrium._select_numba import RULES, STRICT, select_candidate  # noqa: F401 (RULES: the caller's codes)
 from nashrl.equilibrium._support_numba import first_equilibrium
 from nashrl.equilibrium._support_numba import workspace as support_workspace
 
@@ -39,9 +39,10 @@ PURE_TOL = 1e-12  # as nashrl.equilibrium.pure.pure_equilibrium_mask
 
 @njit(**_OPTIONS)
 def workspace(sizes, n_profiles, with_support):
-    """Per-thread scratch of :func:`solve_one`: the scaled game, the pure mask and candidates, the
-    strides, a flat strategy vector and its deviation payoffs, the homotopy's output, the support
-    enumeration's scratch (full size only ``with_support``)."""
+    """Per-thread scratch of :func:`solve_one`: the scaled game, the pure mask and candidates (ids,
+    payoffs, the selection's flags and strictness margins), the strides, a flat strategy vector and
+    its deviation payoffs, the homotopy's output, the support enumeration's scratch (full size only
+    ``with_support``)."""
     n = sizes.shape[0]
     k_total = sizes.sum()
     return (
@@ -50,6 +51,7 @@ def workspace(sizes, n_profiles, with_support):
         np.empty(n_profiles, dtype=np.int64),
         np.empty((n_profiles, n)),
         np.empty(n_profiles, dtype=np.bool_),
+        np.empty(n_profiles),
         np.empty(n, dtype=np.int64),
         np.empty(k_total),
         np.empty(k_total),
@@ -91,13 +93,32 @@ def _pure_gap(q, sizes, stride, r):
 
 
 @njit(**_OPTIONS)
+def _pure_margin(q, sizes, stride, r):
+    """Strictness margin of pure profile ``r`` (:func:`nashrl.equilibrium.pure.strictness_margins`):
+    the smallest over players of its payoff less the best other action's; ``inf`` with no other action."""
+    low = np.inf
+    for i in range(q.shape[0]):
+        d, s = sizes[i], stride[i]
+        if d < 2:
+            continue
+        own = (r // s) % d
+        base = r - own * s
+        other = -np.inf
+        for a in range(d):
+            if a != own:
+                other = max(other, q[i, base + a * s])
+        low = min(low, q[i, r] - other)
+    return low
+
+
+@njit(**_OPTIONS)
 def solve_one(game, sizes, rule, tol, lambda_max, max_steps, profiles, max_leaves, x, out, work):
     """Solve game ``game [N, P]``; ``x [N, A_max]`` zero on entry; ``out`` gets ``(value_1, ...,
     value_N, gap, n_equilibria, gap / scale)``; ``profiles`` the support enumeration's size
     profiles (none: the homotopy alone). Returns 0 when solved here, 1 when
     the caller must take the game to the general path, :data:`NOT_FINITE` for a NaN or infinite
     payoff."""
-    q, mask, ids, v, allowed, stride, p, u, bufs, mixed, support_work = work
+    q, mask, ids, v, allowed, margin, stride, p, u, bufs, mixed, support_work = work
     n, n_profiles = game.shape
     if not all_finite(game):
         return NOT_FINITE
@@ -120,7 +141,10 @@ def solve_one(game, sizes, rule, tol, lambda_max, max_steps, profiles, max_leave
                 v[k, i] = q[i, r]
             k += 1
     if k > 0:
-        c = select_candidate(v, k, rule, allowed)
+        if rule == STRICT:
+            for c in range(k):
+                margin[c] = _pure_margin(q, sizes, stride, ids[c])
+        c = select_candidate(v, margin, k, rule, allowed)
         r = ids[c]
         for i in range(n):
             x[i, (r // stride[i]) % sizes[i]] = 1.0

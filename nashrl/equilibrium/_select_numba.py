@@ -4,8 +4,9 @@ kernels (:mod:`~nashrl.equilibrium._bimatrix_numba`, :mod:`~nashrl.equilibrium._
 Candidates are rows of ``v [K, N]`` (their payoff vectors, in discovery order). Rules, as the torch
 path applies them: ``first`` (0) the first; ``utilitarian`` (1) the largest sum; ``egalitarian``
 (2) the largest minimum, ties by the larger sum; ``pareto`` (3) drop every candidate that another
-weakly dominates with one strict inequality, then as ``egalitarian``. Ties within
-:data:`SELECT_EPS` go to the earliest candidate.
+weakly dominates with one strict inequality, then as ``egalitarian``; ``strict`` (4) the largest
+strictness margin (``margin [K]``, :func:`nashrl.equilibrium.pure.strictness_margins`), ties as
+``pareto``. Ties within :data:`SELECT_EPS` go to the earliest candidate.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from numba import njit
 _OPTIONS = {"cache": True, "error_model": "numpy"}
 
 #: Selection rules, in the codes the kernels take (:data:`nashrl.equilibrium.selection.SELECTIONS`).
-RULES = {"first": 0, "utilitarian": 1, "egalitarian": 2, "pareto": 3}
+RULES = {"first": 0, "utilitarian": 1, "egalitarian": 2, "pareto": 3, "strict": 4}
 SELECT_EPS = 1e-12  # as nashrl.equilibrium.selection._EPS
+STRICT = RULES["strict"]  # (a constant the kernels can read: the rule that needs the margins)
 
 
 @njit(**_OPTIONS)
@@ -68,9 +70,9 @@ def _dominates(v, d, c):
 
 
 @njit(**_OPTIONS)
-def select_candidate(v, k, rule, allowed):
-    """Index of the candidate that ``rule`` selects among the first ``k`` rows of ``v``
-    (``allowed``: a boolean scratch of at least ``k``)."""
+def select_candidate(v, margin, k, rule, allowed):
+    """Index of the candidate that ``rule`` selects among the first ``k`` rows of ``v`` (``margin``:
+    their strictness margins, read by ``strict`` only; ``allowed``: a boolean scratch of at least ``k``)."""
     if k == 1 or rule == 0:
         return 0
     if rule == 1:
@@ -82,6 +84,20 @@ def select_candidate(v, k, rule, allowed):
                 return c
         return 0
     allowed[:k] = True
+    if rule == STRICT:  # the strictest candidates, then Pareto among them (dominated by one of them)
+        best = -np.inf
+        for c in range(k):
+            best = max(best, margin[c])
+        for c in range(k):
+            allowed[c] = margin[c] >= best - SELECT_EPS
+        dominated = np.zeros(k, dtype=np.bool_)
+        for c in range(k):
+            for d in range(k):
+                if allowed[c] and allowed[d] and _dominates(v, d, c):
+                    dominated[c] = True
+                    break
+        for c in range(k):
+            allowed[c] = allowed[c] and not dominated[c]
     if rule == 3:  # drop the Pareto-dominated candidates first
         for c in range(k):
             for d in range(k):

@@ -13,6 +13,14 @@ mixed equilibria in the order of their Lemke-Howson labels). Rules:
   earlier candidate. (For two players, Pareto followed by a utilitarian tie-break would
   simply be ``utilitarian``; the max-min tie-break picks the symmetric equilibrium of a
   symmetric game.)
+- ``strict``: the largest *strictness margin* :math:`m_k` (the payoff perturbation candidate
+  :math:`k` survives, :func:`~nashrl.equilibrium.pure.strictness_margins`; 0 for a mixed
+  equilibrium, whose support actions are alternatives that lose nothing), ties within the
+  tolerance as ``pareto``. Where payoffs are estimated (a learned Q stage game) errors can make a
+  neighbouring profile a weak, spurious equilibrium that Pareto or welfare rules then prefer
+  (in a pricing game: the higher prices); the strictest equilibrium is the one such errors are
+  least likely to have made. A pure-strategy refinement, akin to Harsanyi and Selten's (1988)
+  risk dominance, which in 2x2 games compares the products of the same deviation losses.
 
 Remaining ties always go to the earliest candidate, so the choice is deterministic.
 
@@ -25,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-SELECTIONS = ("pareto", "utilitarian", "egalitarian", "first")
+SELECTIONS = ("pareto", "utilitarian", "egalitarian", "first", "strict")
 _EPS = 1e-12
 _PAIRWISE_BUDGET = 1 << 24  # games * K * K booleans per chunk of the Pareto test
 
@@ -61,20 +69,29 @@ def _lexicographic(scores: list[torch.Tensor], allowed: torch.Tensor) -> torch.T
     return allowed.to(torch.int8).argmax(1)
 
 
-def select(values: torch.Tensor, valid: torch.Tensor, rule: str) -> torch.Tensor:
-    """Index ``[B]`` of the selected candidate of each game (0 where a game has none)."""
+def select(values: torch.Tensor, valid: torch.Tensor, rule: str, margins: torch.Tensor | None = None) -> torch.Tensor:
+    """Index ``[B]`` of the selected candidate of each game (0 where a game has none); ``margins``
+    ``[B, K]``: the candidates' strictness margins, which ``strict`` needs."""
     if rule not in SELECTIONS:
         raise ValueError(f"selection: expected one of {SELECTIONS}, got {rule!r}")
+    if rule == "strict" and margins is None:
+        raise ValueError(
+            "selection: 'strict' needs the candidates' strictness margins, which this solver does not compute "
+            "(nashrl.equilibrium.solve does); expected pareto, utilitarian, egalitarian or first"
+        )
     several = valid.sum(1) > 1
     if rule == "first" or not bool(several.any()):
         return valid.to(torch.int8).argmax(1)
     if not bool(several.all()):  # only games with a real choice go through the rule
         chosen = valid.to(torch.int8).argmax(1)
-        chosen[several] = select(values[several], valid[several], rule)
+        chosen[several] = select(values[several], valid[several], rule, None if margins is None else margins[several])
         return chosen
     total, worst = values.sum(-1), values.amin(-1)
     if rule == "utilitarian":
         return _argmax_first(total, valid)
     if rule == "egalitarian":
         return _lexicographic([worst, total], valid)
+    if rule == "strict":
+        masked = torch.where(valid, margins, torch.full_like(margins, -float("inf")))
+        valid = valid & (masked >= masked.amax(1, keepdim=True) - _EPS)
     return _lexicographic([worst, total], pareto_undominated(values, valid))

@@ -48,7 +48,7 @@ from nashrl.equilibrium.payoffs import (
     require_finite,
     values_and_gap,
 )
-from nashrl.equilibrium.pure import pure_equilibrium_mask
+from nashrl.equilibrium.pure import pure_equilibrium_mask, strictness_margins
 from nashrl.equilibrium.selection import SELECTIONS, select
 from nashrl.equilibrium.support import support_enumeration
 
@@ -426,7 +426,10 @@ def _solve_normalised(game, concept, selection, tol, lh_starts, search_mixed, ba
         mixed, best_effort = _mixed_candidates_n_player(game, need, pure_valid.any(1), tol, mixed_iters)
     values = torch.cat([pure_values] + [v.unsqueeze(1) for _, _, v in mixed], dim=1)
     valid = torch.cat([pure_valid] + [ok.unsqueeze(1) for _, ok, _ in mixed], dim=1)
-    chosen = select(values, valid, selection)
+    margins = None
+    if selection == "strict":  # a mixed equilibrium's margin is 0 (its support's actions lose nothing)
+        margins = torch.cat([strictness_margins(game, ids), values.new_zeros(b, len(mixed))], dim=1)
+    chosen = select(values, valid, selection, margins)
 
     k_pure = pure_values.shape[1]
     if bool((chosen < k_pure).any()):

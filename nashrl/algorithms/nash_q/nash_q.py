@@ -296,6 +296,11 @@ def nash_q_errors(config: NashQConfig) -> list[str]:
                 "algorithm.solution_concept: the aggregative head solves for pure Nash or logit equilibria; "
                 f"expected 'nash' or 'logit', got {config.solution_concept!r}"
             )
+        elif config.q_head == "aggregative" and config.selection == "strict":
+            found.append(
+                "algorithm.selection: 'strict' needs the joint stage game's deviation payoffs; the aggregative head "
+                "selects among best-reply equilibria: expected pareto, utilitarian, egalitarian or first"
+            )
         elif config.q_head == "aggregative" and config.solution_concept == "logit":
             from nashrl.equilibrium.aggregative_logit import count_index
 
