@@ -88,7 +88,8 @@ class NashQConfig(AlgorithmConfig):
     (nash | correlated | maximin | logit;
     logit is soft Nash-Q for games with private extreme-value shocks, its ``logit_temperature``
     the market's shock scale in reward units unless given for a market without shocks),
-    ``selection`` (pareto | utilitarian | egalitarian | first) among the equilibria that
+    ``selection`` (pareto | utilitarian | egalitarian | first | strict, see
+    :mod:`nashrl.equilibrium.selection`) among the equilibria that
     ``equilibrium_search`` finds (auto | always | labels | all, see
     :func:`nashrl.equilibrium.solve`), ``solver_backend``,
     ``exploration`` (epsilon | boltzmann), ``epsilon`` and ``temperature`` (a number or
