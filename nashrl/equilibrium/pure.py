@@ -15,8 +15,9 @@ The *strictness margin* of a pure profile,
 
     m(a) = \min_i \Big[ G_i(a) - \max_{a_i' \ne a_i} G_i(a_i', a_{-i}) \Big],
 
-is the largest payoff perturbation (in sup norm, per player) that leaves :math:`a` an equilibrium:
-positive at a strict equilibrium, zero at a weak one. The ``strict`` selection rule
+the smallest loss a player takes by its best unilateral deviation: positive at a strict
+equilibrium, zero at a weak one; :math:`a` stays an equilibrium under every change of the payoffs
+smaller than :math:`m(a)/2` in sup norm. The ``strict`` selection rule
 (:mod:`~nashrl.equilibrium.selection`) prefers the equilibrium with the largest margin, the one
 least likely to be an artefact of errors in estimated payoffs; in 2x2 games Harsanyi and Selten's
 (1988) risk dominance compares the products of the same deviation losses.

@@ -13,8 +13,8 @@ mixed equilibria in the order of their Lemke-Howson labels). Rules:
   earlier candidate. (For two players, Pareto followed by a utilitarian tie-break would
   simply be ``utilitarian``; the max-min tie-break picks the symmetric equilibrium of a
   symmetric game.)
-- ``strict``: the largest *strictness margin* :math:`m_k` (the payoff perturbation candidate
-  :math:`k` survives, :func:`~nashrl.equilibrium.pure.strictness_margins`; 0 for a mixed
+- ``strict``: the largest *strictness margin* :math:`m_k` (the smallest loss from a unilateral
+  deviation at candidate :math:`k`, :func:`~nashrl.equilibrium.pure.strictness_margins`; 0 for a mixed
   equilibrium, whose support actions are alternatives that lose nothing), ties within the
   tolerance as ``pareto``. Where payoffs are estimated (a learned Q stage game) errors can make a
   neighbouring profile a weak, spurious equilibrium that Pareto or welfare rules then prefer
