@@ -9,16 +9,14 @@ it was trained with, and scored as the evaluation scores it (worst grid steps to
 over the ``nash`` and ``grid_nash`` rows, largest one-period deviation gain relative to mean
 profit):
 
-- the solver's rules (``pareto``, as trained; ``first``, the lowest-index pure equilibrium);
-- ``strict``: among the learned game's pure equilibria, the one with the largest *strictness
-  margin* :math:`\\min_i [Q_i(a) - \\max_{a_i' \\ne a_i} Q_i(a_i', a_{-i})]`, the payoff perturbation it
-  survives (a mixed equilibrium has margin 0; where there is no pure one the solver's choice).
-  Harsanyi and Selten's (1988) risk dominance compares the product of these deviation losses in
-  2x2 games.
+- ``pareto`` (as trained), ``first`` (the lowest-index pure equilibrium: the lowest prices) and
+  ``strict`` (the largest strictness margin, the smallest loss from a unilateral deviation:
+  :func:`nashrl.equilibrium.pure.strictness_margins`), as :func:`nashrl.equilibrium.solve`
+  selects them.
 
-It also counts the states where the trained rule's price is two or more grid steps from the
-state's grid Nash, and on which side. Only the evaluation's choice changes here: the policies
-were trained with Pareto-selected targets.
+It also counts, for each rule, the firms whose price is two or more grid steps from the state's
+grid Nash, and on which side. Only the evaluation's choice changes: the networks are those trained
+(with the run's own rule in their targets and exploration).
 """
 
 from __future__ import annotations
@@ -33,18 +31,8 @@ import torch
 from nashrl.analysis.evaluation import _state_comparisons, benchmarks, state_stage_gap
 from nashrl.analysis.report import load_policy
 from nashrl.checkpoints import experiment_of
-from nashrl.equilibrium import pure_equilibrium_mask, solve
+from nashrl.equilibrium import solve
 from nashrl.markets import make_market
-
-
-def strictness(q: torch.Tensor, profile: tuple[int, ...]) -> float:
-    """``min_i`` of firm i's loss from its best unilateral deviation at the pure ``profile`` of ``q [N, A...]``."""
-    margins = []
-    for i in range(q.shape[0]):
-        own = q[(i, *profile[:i], slice(None), *profile[i + 1 :])]
-        others = torch.cat([own[: profile[i]], own[profile[i] + 1 :]])
-        margins.append(float(own[profile[i]] - others.max()))
-    return min(margins)
 
 
 class Reselected:
@@ -56,14 +44,7 @@ class Reselected:
     def act(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             q = self.module.policy_q_values(torch.as_tensor(obs, dtype=torch.float32)[None]).double()
-        if self.rule == "strict":
-            pure = [tuple(p) for p in torch.nonzero(pure_equilibrium_mask(q)[0]).tolist()]
-            if pure:
-                return np.array(max(pure, key=lambda p: strictness(q[0], p)))  # (ties: the first)
-            rule = "pareto"
-        else:
-            rule = self.rule
-        return np.array([int(s[0].argmax()) for s in solve(q, selection=rule).strategies])
+        return np.array([int(s[0].argmax()) for s in solve(q, selection=self.rule).strategies])
 
 
 def score(policy, market, rows) -> dict:
