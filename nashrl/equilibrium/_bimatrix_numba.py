@@ -81,26 +81,24 @@ def _scan(a, b, col_best, row_best):
 
 
 @njit(**_OPTIONS)
+def _loss(payoffs, own, value, inverse):
+    """``value`` less the best of ``payoffs * inverse`` (one player's payoffs against the rival's
+    action) over the actions other than ``own``; ``inf`` with no other action."""
+    other = -np.inf
+    for r in range(payoffs.shape[0]):
+        if r != own:
+            other = max(other, payoffs[r] * inverse)
+    return value - other
+
+
+@njit(**_OPTIONS)
 def _margins(a, b, inverse, ids, v, k, margin):
     """Strictness margins of the ``k`` pure candidates (:func:`nashrl.equilibrium.pure.strictness_margins`),
     in the solver's units: each player's payoff less its best other action's, the smaller of the two."""
-    m, n = a.shape
+    n = a.shape[1]
     for c in range(k):
         i, j = ids[c] // n, ids[c] % n
-        low = np.inf
-        if m > 1:
-            other = -np.inf
-            for r in range(m):
-                if r != i:
-                    other = max(other, a[r, j] * inverse)
-            low = min(low, v[c, 0] - other)
-        if n > 1:
-            other = -np.inf
-            for col in range(n):
-                if col != j:
-                    other = max(other, b[i, col] * inverse)
-            low = min(low, v[c, 1] - other)
-        margin[c] = low
+        margin[c] = min(_loss(a[:, j], i, v[c, 0], inverse), _loss(b[i, :], j, v[c, 1], inverse))
 
 
 @njit(**_OPTIONS)
