@@ -84,6 +84,13 @@ def cmd_theory(args) -> int:
 
     config = load_config(args.config, args.set)
     market = make_market(config["market"])
+    if args.selection == "strict" and not market.has_payoff_table:  # (solved by best replies: no joint game)
+        print(
+            f"error: --selection: 'strict' needs the joint stage game, which market {market.market_type!r} with "
+            f"{market.n_firms} firms is solved without; expected pareto, utilitarian, egalitarian or first",
+            file=sys.stderr,
+        )
+        return 2
     rows = benchmarks(market, selection=args.selection)
     if args.json:
         json.dump({"market": config["market"], "benchmarks": rows}, sys.stdout, indent=2, default=json_default)

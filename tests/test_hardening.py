@@ -142,6 +142,14 @@ def test_cli_argument_errors_exit_2_without_traceback(tmp_path):
         assert exit_.value.code == 2
 
 
+def test_strict_selection_is_refused_where_no_joint_game_is_built(capsys):
+    """A market solved by best replies (10 Cournot firms) has no joint stage game to measure margins in."""
+    assert main(["theory", "configs/cournot_many_firms.yaml", "--selection", "strict"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --selection: 'strict' needs the joint stage game") and "\n" not in err
+    assert main(["theory", "configs/cournot_duopoly.yaml", "--selection", "strict"]) == 0
+
+
 def test_run_directories_are_unique_and_exclusive(tmp_path):
     from nashrl.train import new_run_dir
 
