@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from nashrl.equilibrium._homotopy_numba import _gap, _lu_factor, _solve, deviation_payoffs
+from nashrl.equilibrium._homotopy_numba import _lu_factor, _solve
 
 _OPTIONS = {"cache": True, "error_model": "numpy"}
 
@@ -106,6 +106,13 @@ def _next(comb, i, k, size):
 
 
 @njit(**_OPTIONS)
+def _chosen(comb, pos, cand, i, k):
+    """Player ``i``'s support: the candidates at positions ``pos[i, :k]``."""
+    for c in range(k):
+        comb[i, c] = cand[i, pos[i, c]]
+
+
+@njit(**_OPTIONS)
 def _rest_offsets(sizes, stride, comb, x, depth, j, out):
     """Flat offsets of every profile of the players other than ``j``: chosen supports for players up
     to ``depth``, all actions after it. Returns how many were written to ``out``."""
@@ -126,31 +133,149 @@ def _rest_offsets(sizes, stride, comb, x, depth, j, out):
 
 
 @njit(**_OPTIONS)
-def _undominated(q, sizes, stride, comb, x, depth, rest):
-    """No action of a chosen support (players ``0..depth``) strictly dominated by another action of
-    its player, conditional on the others' chosen supports (all actions after ``depth``)."""
-    for j in range(depth + 1):
-        count = _rest_offsets(sizes, stride, comb, x, depth, j, rest)
-        s = stride[j]
-        for c in range(x[j]):
-            a = comb[j, c]
-            for b in range(sizes[j]):
-                if b == a:
-                    continue
-                dominated = True
-                for r in range(count):
-                    if not q[j, rest[r] + b * s] > q[j, rest[r] + a * s]:
-                        dominated = False
-                        break
-                if dominated:
-                    return False
+def _dominance_bits(q, sizes, stride, gt, rows):
+    """``gt[j, a, b]`` as a bit set over the rival profiles of player ``j`` (mixed radix over the
+    players other than ``j``, the last one fastest): bit ``rho`` set where action ``b`` pays
+    strictly more than ``a`` against rival profile ``rho``. Only for games where every player has
+    at most 64 rival profiles (:func:`bits_fit`); ``rows [A_max, 64]`` scratch (a player's payoffs,
+    action by rival profile, so that the comparisons run over contiguous rows without branches)."""
+    n, n_profiles = q.shape
+    for j in range(n):
+        d, s = sizes[j], stride[j]
+        n_rivals = n_profiles // d
+        for rho in range(n_rivals):
+            base = 0
+            rest = rho
+            for k in range(n - 1, -1, -1):
+                if k != j:
+                    base += (rest % sizes[k]) * stride[k]
+                    rest //= sizes[k]
+            for a in range(d):
+                rows[a, rho] = q[j, base + a * s]
+        for a in range(d):
+            for b in range(d):
+                word = np.uint64(0)
+                for rho in range(n_rivals):
+                    word |= np.uint64(rows[b, rho] > rows[a, rho]) << np.uint64(rho)
+                gt[j, a, b] = word
+
+
+@njit(**_OPTIONS)
+def bits_fit(sizes):
+    """Whether every player's rival profiles fit one 64-bit word (:func:`_dominance_bits`)."""
+    total = 1
+    for k in range(sizes.shape[0]):
+        total *= sizes[k]
+    for j in range(sizes.shape[0]):
+        if total // sizes[j] > 64:
+            return False
     return True
 
 
 @njit(**_OPTIONS)
-def _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f, solver):
+def _dominated(q, sizes, stride, j, a, rest, count):
+    """Whether action ``a`` of player ``j`` is strictly dominated by another of its actions on the
+    rival profiles at flat offsets ``rest[:count]`` (:func:`_rest_offsets`)."""
+    s = stride[j]
+    for b in range(sizes[j]):
+        if b == a:
+            continue
+        dominated = True
+        for r in range(count):
+            if not q[j, rest[r] + b * s] > q[j, rest[r] + a * s]:
+                dominated = False
+                break
+        if dominated:
+            return True
+    return False
+
+
+@njit(**_OPTIONS)
+def _chosen_undominated(q, sizes, stride, comb, x, depth, rest):
+    """No action of the chosen supports of players ``0..depth-1`` strictly dominated, conditional on
+    the rivals' chosen supports (players up to ``depth``, all actions after). Player ``depth``'s own
+    support is drawn from :func:`_candidates`, which holds the same test for it."""
+    for j in range(depth):
+        count = _rest_offsets(sizes, stride, comb, x, depth, j, rest)
+        for c in range(x[j]):
+            if _dominated(q, sizes, stride, j, comb[j, c], rest, count):
+                return False
+    return True
+
+
+@njit(**_OPTIONS)
+def _candidates(q, sizes, stride, comb, x, depth, rest, cand):
+    """Player ``depth``'s actions not strictly dominated given the chosen supports of the players
+    before it (all actions after), in increasing order in ``cand[depth]``; returns how many."""
+    count = _rest_offsets(sizes, stride, comb, x, depth, depth, rest)
+    found = 0
+    for a in range(sizes[depth]):
+        if not _dominated(q, sizes, stride, depth, a, rest, count):
+            cand[depth, found] = a
+            found += 1
+    return found
+
+
+# The same three tests on the bit sets of _dominance_bits, for games where they fit a word (the
+# common case; a call's arguments cost time in compiled code too, hence the short signatures).
+
+
+@njit(**_OPTIONS)
+def _allowed_bits(sizes, comb, x, depth, j):
+    """The rival profiles of player ``j`` that the chosen supports allow (players up to ``depth``;
+    all actions after it), as a bit set in :func:`_dominance_bits`' order."""
+    allowed = np.uint64(1)  # built from the last rival: rival k's action a shifts by a * span
+    span = 1
+    for k in range(sizes.shape[0] - 1, -1, -1):
+        if k == j:
+            continue
+        grown = np.uint64(0)
+        width = x[k] if k <= depth else sizes[k]
+        for c in range(width):
+            grown |= allowed << np.uint64((comb[k, c] if k <= depth else c) * span)
+        allowed = grown
+        span *= sizes[k]
+    return allowed
+
+
+@njit(**_OPTIONS)
+def _dominated_bits(gt, d, j, a, allowed):
+    """:func:`_dominated` on bit sets: ``a`` is dominated by ``b`` when every allowed rival profile
+    is in ``gt[j, a, b]`` (``d`` player ``j``'s number of actions)."""
+    for b in range(d):
+        if b != a and (allowed & ~gt[j, a, b]) == np.uint64(0):
+            return True
+    return False
+
+
+@njit(**_OPTIONS)
+def _chosen_undominated_bits(sizes, gt, comb, x, depth):
+    """:func:`_chosen_undominated` on bit sets."""
+    for j in range(depth):
+        allowed = _allowed_bits(sizes, comb, x, depth, j)
+        for c in range(x[j]):
+            if _dominated_bits(gt, sizes[j], j, comb[j, c], allowed):
+                return False
+    return True
+
+
+@njit(**_OPTIONS)
+def _candidates_bits(sizes, gt, comb, x, depth, cand):
+    """:func:`_candidates` on bit sets."""
+    allowed = _allowed_bits(sizes, comb, x, depth, depth)
+    found = 0
+    for a in range(sizes[depth]):
+        if not _dominated_bits(gt, sizes[depth], depth, a, allowed):
+            cand[depth, found] = a
+            found += 1
+    return found
+
+
+@njit(**_OPTIONS)
+def _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f, solver, linear):
     """Newton on the support's conditions from ``sigma [N, A_max]`` (the supports' probabilities in
-    the order of their actions). True at a root (then in ``sigma``)."""
+    the order of their actions). True at a root (then in ``sigma``); a ``linear`` system returns
+    after its one step."""
     m = 0
     for i in range(n):
         m += x[i] - 1
@@ -216,45 +341,82 @@ def _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f, solver
                 total += sigma[j, b]
                 col += 1
             sigma[j, 0] = 1.0 - total
+        if linear:  # one step solves a linear system
+            return True
     return False
 
 
 @njit(**_OPTIONS)
-def _accept(q, sizes, comb, x, sigma, tol, p_out, p, u, bufs):
-    """The Nash gap of the root ``sigma`` on support ``comb`` over every action (written to
-    ``p_out [N, A_max]`` when within ``tol``); ``inf`` for a root with a negative probability."""
+def _accept(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u):
+    """The Nash gap of the root ``sigma`` on support ``comb`` over every action (deviations outside
+    the support included), the strategies written to ``p_out [N, A_max]`` when it is within
+    ``tol``; ``inf`` for a root with a negative probability or a gap above ``tol``. Deviation
+    payoffs sum over the support's profiles only (``digits``, ``flat``: :func:`_support_profiles`),
+    player by player, stopping at the first player above ``tol``."""
     n = sizes.shape[0]
-    for i in range(n):
-        for k in range(x[i]):
-            if not sigma[i, k] >= -NEGATIVE:
-                return np.inf
-    off = 0
     for i in range(n):
         total = 0.0
         for k in range(x[i]):
-            total += max(sigma[i, k], 0.0)
-        for a in range(sizes[i]):
-            p[off + a] = 0.0
+            if not sigma[i, k] >= -NEGATIVE:
+                return np.inf
+            sigma[i, k] = max(sigma[i, k], 0.0)
+            total += sigma[i, k]
         for k in range(x[i]):
-            p[off + comb[i, k]] = max(sigma[i, k], 0.0) / total
-        off += sizes[i]
-    deviation_payoffs(q, sizes, p, u, bufs)
-    starts = np.zeros(n + 1, dtype=np.int64)
+            sigma[i, k] /= total
+    worst = 0.0
     for i in range(n):
-        starts[i + 1] = starts[i] + sizes[i]
-    gap = _gap(u, p, sizes, starts)
-    if not gap <= tol:
-        return np.inf
-    off = 0
+        s = stride[i]
+        own = comb[i, 0] * s
+        for a in range(sizes[i]):
+            u[a] = 0.0
+        for t in range(count):
+            if digits[t, i] != 0:  # one profile per rival profile: player i at its first action
+                continue
+            weight = 1.0
+            for k in range(n):
+                if k != i:
+                    weight *= sigma[k, digits[t, k]]
+            base = flat[t] - own
+            for a in range(sizes[i]):
+                u[a] += q[i, base + a * s] * weight
+        best, value = -np.inf, 0.0
+        for a in range(sizes[i]):
+            best = max(best, u[a])
+        for k in range(x[i]):
+            value += sigma[i, k] * u[comb[i, k]]
+        worst = max(worst, best - value)
+        if not worst <= tol:
+            return np.inf
     for i in range(n):
         for a in range(sizes[i]):
-            p_out[i, a] = p[off + a]
-        off += sizes[i]
-    return gap
+            p_out[i, a] = 0.0
+        for k in range(x[i]):
+            p_out[i, comb[i, k]] = sigma[i, k]
+    return worst
 
 
 @njit(**_OPTIONS)
-def _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, p, u, bufs):
+def _support_profiles(sizes, stride, comb, x, digits, flat):
+    """Every profile of the support, row-major: ``digits[t]`` its position in each player's support,
+    ``flat[t]`` its flat index in the game. Returns how many."""
+    n = sizes.shape[0]
+    count = 1
+    for i in range(n):
+        count *= x[i]
+    for t in range(count):
+        rest = t
+        r = 0
+        for i in range(n - 1, -1, -1):
+            d = rest % x[i]
+            rest //= x[i]
+            digits[t, i] = d
+            r += comb[i, d] * stride[i]
+        flat[t] = r
+    return count
+
+
+@njit(**_OPTIONS)
+def _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u):
     """Three players mixing two actions each: the conditions are bilinear,
     :math:`E_i = a_i + b_i p_j + c_i p_k + d_i p_j p_k = 0` (:math:`p_i` the probability of
     player i's first supported action, j < k the others), so :math:`p_1` and :math:`p_0` are
@@ -283,21 +445,21 @@ def _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, p, u, bufs):
     h1 = a2 * (b0 * d1 + d0 * b1) - b2 * (a1 * d0 + c1 * b0) - c2 * (a0 * d1 + c0 * b1) + d2 * (a0 * c1 + c0 * a1)
     h2 = a2 * d0 * d1 - b2 * c1 * d0 - c2 * c0 * d1 + d2 * c0 * c1
     roots = np.empty(2)
-    count = 0
+    n_roots = 0
     if abs(h2) > 1e-14 * (abs(h0) + abs(h1) + abs(h2)):
         disc = h1 * h1 - 4.0 * h2 * h0
         if disc >= 0.0:
             root = np.sqrt(disc)
             big = -0.5 * (h1 + root if h1 >= 0.0 else h1 - root)  # stable quadratic formula
             roots[0] = big / h2
-            count = 1
+            n_roots = 1
             if big != 0.0:
                 roots[1] = h0 / big
-                count = 2
+                n_roots = 2
     elif abs(h1) > 0.0:
         roots[0] = -h0 / h1
-        count = 1
-    for r in range(count):
+        n_roots = 1
+    for r in range(n_roots):
         t = roots[r]
         den0, den1 = b0 + d0 * t, b1 + d1 * t
         if den0 == 0.0 or den1 == 0.0:
@@ -305,48 +467,104 @@ def _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, p, u, bufs):
         probs = (-(a1 + c1 * t) / den1, -(a0 + c0 * t) / den0, t)
         for i in range(3):
             sigma[i, 0], sigma[i, 1] = probs[i], 1.0 - probs[i]
-        gap = _accept(q, sizes, comb, x, sigma, tol, p_out, p, u, bufs)
+        gap = _accept(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u)
         if gap <= tol:
             return gap
     return np.inf
 
 
 @njit(**_OPTIONS)
-def _leaf(q, sizes, stride, comb, x, tol, starts, p_out, work):
-    """The equilibrium conditions of the support ``comb`` (sizes ``x``): in closed form for three
-    players mixing two actions each, else by Newton from the centroid and up to ``starts - 1``
-    fixed interior points (a second pass, ``starts > 1``, skips the closed-form and linear
-    systems, whose roots the first pass already tried). The Nash gap of the first acceptable root
-    (written to ``p_out``), or ``inf``."""
-    digits, flat, sigma, big_u, big_j, w, mat, f, p, u, bufs, solver = work
+def _two_mixers(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u):
+    r"""Two players mixing two actions each, every other player pure: each mixer's indifference is
+    linear in the other's probability, :math:`\sigma_k d_j^0 + (1 - \sigma_k) d_j^1 = 0` with
+    :math:`d_j^c` player j's second supported action's payoff less its first's against the other
+    mixer's c-th action, so :math:`\sigma_k = d_j^1 / (d_j^1 - d_j^0)` (no root, or a continuum,
+    when :math:`d_j^0 = d_j^1`: skipped, as Newton's singular step is)."""
     n = sizes.shape[0]
-    if n == 3 and x[0] == 2 and x[1] == 2 and x[2] == 2:
-        if starts > 1:  # every root was tried in the first pass
-            return np.inf
-        return _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, p, u, bufs)
-    linear = True  # each player's conditions involve at most one mixing rival: one root, one start
+    base = 0
+    j = k = -1
     for i in range(n):
+        if x[i] == 2:
+            if j < 0:
+                j = i
+            else:
+                k = i
+        else:
+            base += comb[i, 0] * stride[i]
+    for me, other in ((j, k), (k, j)):
+        d = np.empty(2)
+        for c in range(2):
+            at = base + comb[other, c] * stride[other]
+            d[c] = q[me, at + comb[me, 1] * stride[me]] - q[me, at + comb[me, 0] * stride[me]]
+        if d[1] == d[0]:
+            return np.inf
+        sigma[other, 0] = d[1] / (d[1] - d[0])
+        sigma[other, 1] = 1.0 - sigma[other, 0]
+    for i in range(n):
+        if x[i] == 1:
+            sigma[i, 0] = 1.0
+    return _accept(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u)
+
+
+SKIP, PAIRS, TWO_MIXERS, LINEAR, NEWTON = 0, 1, 2, 3, 4  # how a size profile's supports are solved
+
+
+@njit(**_OPTIONS)
+def _method(x, starts):
+    """How the supports of size profile ``x`` are solved in a pass with ``starts`` Newton starts:
+    :data:`PAIRS` (three players mixing two actions each: a quadratic, every root),
+    :data:`TWO_MIXERS` (two players mixing two actions, the others pure: closed form),
+    :data:`LINEAR` (each player's conditions involve at most one mixing rival: one root, one
+    Newton step), :data:`NEWTON`; :data:`SKIP` in the second pass (``starts > 1``) for the first
+    three, whose every root the first pass tried."""
+    n = x.shape[0]
+    linear = True
+    mixers = 0
+    for i in range(n):
+        if x[i] == 2:
+            mixers += 1
         mixing = 0
         for j in range(n):
             if j != i and x[j] > 1:
                 mixing += 1
-        if mixing > 1:
+        if x[i] > 1 and mixing > 1:  # (a pure player has no conditions)
             linear = False
-    if linear and starts > 1:  # its one root was tried in the first pass
-        return np.inf
-    count = 1
-    for i in range(n):
-        count *= x[i]
-    for t in range(count):  # every profile of the support, row-major
-        rest = t
-        r = 0
-        for i in range(n - 1, -1, -1):
-            d = rest % x[i]
-            rest //= x[i]
-            digits[t, i] = d
-            r += comb[i, d] * stride[i]
-        flat[t] = r
-    for start in range(1 if linear else starts):
+    if n == 3 and mixers == 3:
+        method = PAIRS
+    elif linear and mixers == 2 and x.sum() == n + 2:
+        method = TWO_MIXERS
+    elif linear:
+        method = LINEAR
+    else:
+        return NEWTON
+    return SKIP if starts > 1 else method
+
+
+@njit(**_OPTIONS)
+def _leaf(q, sizes, stride, comb, x, tol, method, p_out, work):
+    """The equilibrium conditions of the support ``comb`` (sizes ``x``) by ``method``
+    (:func:`_method`): the Nash gap of the first acceptable root (written to ``p_out``), or
+    ``inf``. (Called once per profile's supports: the Newton path is a separate function so
+    that the closed forms do not pay for its stack.)"""
+    digits, flat, sigma, u = work[0], work[1], work[2], work[8]
+    count = _support_profiles(sizes, stride, comb, x, digits, flat)
+    if method == PAIRS:
+        return _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u)
+    if method == TWO_MIXERS:
+        return _two_mixers(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u)
+    return np.inf
+
+
+@njit(**_OPTIONS)
+def _newton_starts(q, sizes, stride, comb, x, tol, starts, linear, p_out, work):
+    """The equilibrium conditions of the support ``comb`` (sizes ``x``) by Newton from the centroid
+    and up to ``starts - 1`` fixed interior points (a ``linear`` system: one step, its root's
+    accuracy checked by the Nash gap): the Nash gap of the first acceptable root (written to
+    ``p_out``), or ``inf``."""
+    digits, flat, sigma, big_u, big_j, w, mat, f, u, solver = work
+    n = sizes.shape[0]
+    count = _support_profiles(sizes, stride, comb, x, digits, flat)
+    for start in range(starts):
         for i in range(n):
             total = 0.0
             for k in range(x[i]):
@@ -357,9 +575,9 @@ def _leaf(q, sizes, stride, comb, x, tol, starts, p_out, work):
                 total += sigma[i, k]
             for k in range(x[i]):
                 sigma[i, k] /= total
-        if not _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f, solver):
+        if not _newton(q, n, x, digits, flat, count, sigma, big_u, big_j, w, mat, f, solver, linear):
             continue
-        gap = _accept(q, sizes, comb, x, sigma, tol, p_out, p, u, bufs)
+        gap = _accept(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u)
         if gap <= tol:
             return gap
     return np.inf
@@ -382,12 +600,19 @@ def workspace(sizes, n_profiles):
         np.empty(n),
         np.empty((m, m)),
         np.empty(m),
-        np.empty(k_total),
-        np.empty(k_total),
-        np.empty((3, n_profiles)),
+        np.empty(a_max),
         solver,
     )
-    return np.empty((n, a_max), dtype=np.int64), np.empty(n_profiles, dtype=np.int64), leaf
+    search = (
+        np.empty((n, a_max), dtype=np.int64),  # the chosen supports (actions)
+        np.empty((n, a_max), dtype=np.int64),  # their positions among the candidates
+        np.empty((n, a_max), dtype=np.int64),  # each player's undominated candidates
+        np.empty(n, dtype=np.int64),  # how many candidates
+        np.empty(n_profiles, dtype=np.int64),  # rival offsets (games too large for bit sets)
+        np.empty((n, a_max, a_max), dtype=np.uint64),  # dominance bit sets
+        np.empty((a_max, 64)),  # their scratch
+    )
+    return search, leaf
 
 
 @njit(**_OPTIONS)
@@ -395,29 +620,61 @@ def first_equilibrium(q, sizes, stride, profiles, tol, max_leaves, p_out, work):
     """The first equilibrium of the (normalised) game ``q [N, P]`` in the search order of
     ``profiles`` (:func:`size_profiles`): its Nash gap, strategies in ``p_out [N, A_max]``; ``inf``
     when none was found within ``max_leaves`` Newton problems."""
-    comb, rest, leaf = work
+    (comb, pos, cand, n_cand, rest, gt, rows), leaf = work
     n = sizes.shape[0]
     leaves = 0
+    bits = bits_fit(sizes)
+    if bits:
+        _dominance_bits(q, sizes, stride, gt, rows)
     for starts in (1, 1 + EXTRA_STARTS):  # the centroid everywhere first, then every start
         for k in range(profiles.shape[0]):
             x = profiles[k]
+            method = _method(x, starts)
+            if method == SKIP:
+                continue
+            n_cand[0] = (
+                _candidates_bits(sizes, gt, comb, x, 0, cand)
+                if bits
+                else _candidates(q, sizes, stride, comb, x, 0, rest, cand)
+            )
+            if n_cand[0] < x[0]:
+                continue
             i = 0
-            _first(comb, 0, x[0])
+            _first(pos, 0, x[0])
+            _chosen(comb, pos, cand, 0, x[0])
             while i >= 0:
                 descend = False
-                if _undominated(q, sizes, stride, comb, x, i, rest):
+                if (
+                    _chosen_undominated_bits(sizes, gt, comb, x, i)
+                    if bits
+                    else _chosen_undominated(q, sizes, stride, comb, x, i, rest)
+                ):
                     if i == n - 1:
                         if leaves >= max_leaves:
                             return np.inf
                         leaves += 1
-                        gap = _leaf(q, sizes, stride, comb, x, tol, starts, p_out, leaf)
+                        if method == PAIRS or method == TWO_MIXERS:
+                            gap = _leaf(q, sizes, stride, comb, x, tol, method, p_out, leaf)
+                        else:
+                            linear = method == LINEAR
+                            gap = _newton_starts(q, sizes, stride, comb, x, tol, starts, linear, p_out, leaf)
                         if gap <= tol:
                             return gap
                     else:
-                        i += 1
-                        _first(comb, i, x[i])
-                        descend = True
+                        found = (
+                            _candidates_bits(sizes, gt, comb, x, i + 1, cand)
+                            if bits
+                            else _candidates(q, sizes, stride, comb, x, i + 1, rest, cand)
+                        )
+                        if found >= x[i + 1]:
+                            i += 1
+                            n_cand[i] = found
+                            _first(pos, i, x[i])
+                            _chosen(comb, pos, cand, i, x[i])
+                            descend = True
                 if not descend:
-                    while i >= 0 and not _next(comb, i, x[i], sizes[i]):
+                    while i >= 0 and not _next(pos, i, x[i], n_cand[i]):
                         i -= 1
+                    if i >= 0:
+                        _chosen(comb, pos, cand, i, x[i])
     return np.inf

@@ -55,7 +55,8 @@ def as_payoff_tensor(
     elif isinstance(payoffs, torch.Tensor):
         if payoffs.is_complex() or payoffs.dtype == torch.bool:
             raise ValueError(f"payoffs: expected real numbers, got dtype {payoffs.dtype}")
-        tensor = payoffs.to(dtype=dtype, device=device if device is not None else payoffs.device)
+        same = payoffs.dtype == dtype and (device is None or payoffs.device == torch.device(device))
+        tensor = payoffs if same else payoffs.to(dtype=dtype, device=device if device is not None else payoffs.device)
     else:
         raise TypeError(f"payoffs: expected a torch.Tensor or numpy array, got {type(payoffs).__name__}")
     if tensor.ndim < 4:
@@ -68,7 +69,7 @@ def as_payoff_tensor(
             f"payoffs: shape {tuple(tensor.shape)} says N={n_players} players but has "
             f"{tensor.ndim - 2} action axes; expected [B, N, A_1, ..., A_N]"
         )
-    if any(size == 0 for size in tensor.shape[2:]):
+    if 0 in tensor.shape[2:]:
         raise ValueError(f"payoffs: every player needs at least one action, got {tuple(tensor.shape)}")
     if check_finite:
         require_finite(tensor)

@@ -57,6 +57,8 @@ SEARCHES = ("auto", "always", "labels", "all", "support")
 _SAME = 1e-9
 #: The fused kernel's Lemke-Howson pivot limit per action (lemke_howson's default, 50 (m + n)).
 FUSED_PIVOTS_PER_ACTION = 50
+#: Batches below this many games run on one thread (no parallel launch).
+SERIAL_BELOW = 64
 
 
 @dataclass
@@ -208,7 +210,6 @@ def _check_options(concept: str, selection: str, tol: float, lh_starts: int, sea
         raise ValueError(f"search_mixed: expected one of {SEARCHES}, got {search_mixed!r}")
 
 
-@torch.inference_mode()
 def solve(
     payoffs: torch.Tensor | np.ndarray,
     *,
@@ -273,6 +274,8 @@ def solve(
     if (concept == "logit") != (temperature is not None):
         raise ValueError("temperature: expected a number with concept='logit' (and only then)")
     game = as_payoff_tensor(payoffs, check_finite=False)
+    if game.requires_grad:  # a solution is never differentiated through
+        game = game.detach()
     if search_mixed == "support" and concept == "nash":
         if game.shape[1] < 3:
             raise ValueError(
@@ -285,14 +288,16 @@ def solve(
             kwargs = {"concept": concept, "selection": selection, "tol": tol, "search_mixed": search_mixed}
             return solve(game.cpu(), **kwargs, mixed_iters=mixed_iters).to(game.device)
     options = (concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters)
-    if game.shape[0] and _fused_kernel(game, *options) is not None:
-        return _solve_fused(game, options)  # checks finiteness as it reads
+    kernel = _fused_kernel(game, *options) if game.shape[0] else None
+    if kernel is not None:
+        return _solve_fused(game, kernel, options)  # checks finiteness as it reads
     require_finite(game)
     if game.shape[0] == 0:
         return _empty_solution(game)
-    if concept == "logit":
-        return _logit_solution(game, temperature, tol)
-    return _solve_scaled(game, options)
+    with torch.inference_mode():
+        if concept == "logit":
+            return _logit_solution(game, temperature, tol)
+        return _solve_scaled(game, options)
 
 
 def _solve_scaled(game: torch.Tensor, options: tuple) -> StageGameSolution:
@@ -317,19 +322,16 @@ def _fused_kernel(game, concept, selection, tol, lh_starts, search_mixed, backen
     return compiled("_n_player_numba")
 
 
-def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
+def _solve_fused(game: torch.Tensor, kernel, options: tuple) -> StageGameSolution:
     """Every step of the Nash path in one compiled pass per game, two players
     (:mod:`~nashrl.equilibrium._bimatrix_numba`) or more (:mod:`~nashrl.equilibrium._n_player_numba`);
-    the games it marks (a path that did not end, or ended above ``tol``) go the general path."""
-    from nashrl.equilibrium._lemke_howson_numba import thread_chunks
-
-    kernel = _fused_kernel(game, *options)
+    the games it marks (a path that did not end, or ended above ``tol``) go the general path.
+    Written for a small Python cost per call (a stage game per call is the learner's common case)."""
     rule, tol = kernel.RULES[options[1]], options[2]
-    count, n_players = game.shape[:2]
-    sizes = tuple(game.shape[2:])
+    count, n_players, *sizes = game.shape
     status = np.zeros(count, dtype=np.int8)
     out = np.zeros((count, n_players + 3))  # values, gap, equilibria, gap in the solver's units (tol's)
-    chunks = thread_chunks(count)
+    chunks = 1 if count < SERIAL_BELOW else _thread_chunks(count)
     if n_players == 2:
         payoffs = np.ascontiguousarray(game.numpy())
         m, n = sizes
@@ -337,17 +339,18 @@ def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
         args = (payoffs, rule, tol, FUSED_PIVOTS_PER_ACTION * (m + n), x, y, out, status)
         strategies = [x, y]
     else:
-        payoffs = np.ascontiguousarray(game.numpy().reshape(count, n_players, -1))
+        payoffs = np.ascontiguousarray(game.numpy()).reshape(count, n_players, -1)
         x = np.zeros((count, n_players, max(sizes)))
-        profiles = _size_profiles(sizes) if options[4] == "support" else np.zeros((0, n_players), dtype=np.int64)
+        profiles, size_array = _kernel_shapes(tuple(sizes), options[4] == "support")
         limits = (LAMBDA_MAX, MAX_STEPS, profiles, compiled("_support_numba").MAX_LEAVES)
-        args = (payoffs, np.array(sizes, dtype=np.int64), rule, tol, *limits, x, out, status)
+        args = (payoffs, size_array, rule, tol, *limits, x, out, status)
         strategies = [x[:, i, :a] for i, a in enumerate(sizes)]
     if chunks == 1:
         kernel.solve_range(*args, 0, count)
     else:
         kernel.solve_batch(*args, chunks)
-    if (status == kernel.NOT_FINITE).any():
+    marked = status[0] if count == 1 else status.max()  # (an array's .any() costs microseconds)
+    if marked and (status == kernel.NOT_FINITE).any():
         raise ValueError(NOT_FINITE)
     sol = StageGameSolution(
         strategies=[torch.from_numpy(np.ascontiguousarray(s)) for s in strategies],
@@ -356,14 +359,31 @@ def _solve_fused(game: torch.Tensor, options: tuple) -> StageGameSolution:
         solved=torch.from_numpy(out[:, n_players + 2] <= tol),
         n_equilibria=torch.from_numpy(out[:, n_players + 1].astype(np.int64)),
     )
-    if status.any():
+    if marked:
         left = torch.from_numpy(np.flatnonzero(status))
-        rest = _solve_scaled(game[left], options)
+        with torch.inference_mode():
+            rest = _solve_scaled(game[left], options)
         for field in ("values", "nash_gap", "solved", "n_equilibria"):
             getattr(sol, field)[left] = getattr(rest, field)
         for s, r in zip(sol.strategies, rest.strategies):
             s[left] = r
     return sol
+
+
+def _thread_chunks(count: int) -> int:
+    from nashrl.equilibrium._lemke_howson_numba import thread_chunks
+
+    return thread_chunks(count, SERIAL_BELOW)
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_shapes(sizes: tuple[int, ...], support: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The support enumeration's size profiles (none without ``support``) and the action-set sizes,
+    as the N-player kernel takes them (cached across calls: the kernel only reads them)."""
+    n = len(sizes)
+    profiles = _size_profiles(sizes) if support else np.zeros((0, n), dtype=np.int64)
+    size_array = np.array(sizes, dtype=np.int64)
+    return profiles, size_array
 
 
 @functools.lru_cache(maxsize=64)
