@@ -541,21 +541,6 @@ def _method(x, starts):
 
 
 @njit(**_OPTIONS)
-def _leaf(q, sizes, stride, comb, x, tol, method, p_out, work):
-    """The equilibrium conditions of the support ``comb`` (sizes ``x``) by ``method``
-    (:func:`_method`): the Nash gap of the first acceptable root (written to ``p_out``), or
-    ``inf``. (Called once per profile's supports: the Newton path is a separate function so
-    that the closed forms do not pay for its stack.)"""
-    digits, flat, sigma, u = work[0], work[1], work[2], work[8]
-    count = _support_profiles(sizes, stride, comb, x, digits, flat)
-    if method == PAIRS:
-        return _pairs_of_three(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u)
-    if method == TWO_MIXERS:
-        return _two_mixers(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u)
-    return np.inf
-
-
-@njit(**_OPTIONS)
 def _newton_starts(q, sizes, stride, comb, x, tol, starts, linear, p_out, work):
     """The equilibrium conditions of the support ``comb`` (sizes ``x``) by Newton from the centroid
     and up to ``starts - 1`` fixed interior points (a ``linear`` system: one step, its root's
@@ -621,6 +606,7 @@ def first_equilibrium(q, sizes, stride, profiles, tol, max_leaves, p_out, work):
     ``profiles`` (:func:`size_profiles`): its Nash gap, strategies in ``p_out [N, A_max]``; ``inf``
     when none was found within ``max_leaves`` Newton problems."""
     (comb, pos, cand, n_cand, rest, gt, rows), leaf = work
+    digits, flat, sigma, u = leaf[0], leaf[1], leaf[2], leaf[8]
     n = sizes.shape[0]
     leaves = 0
     bits = bits_fit(sizes)
@@ -653,8 +639,15 @@ def first_equilibrium(q, sizes, stride, profiles, tol, max_leaves, p_out, work):
                         if leaves >= max_leaves:
                             return np.inf
                         leaves += 1
-                        if method == PAIRS or method == TWO_MIXERS:
-                            gap = _leaf(q, sizes, stride, comb, x, tol, method, p_out, leaf)
+                        if method == PAIRS or method == TWO_MIXERS:  # (the closed forms take only
+                            # the arrays they use: in compiled code too, a call's arguments cost time)
+                            count = _support_profiles(sizes, stride, comb, x, digits, flat)
+                            if method == PAIRS:
+                                gap = _pairs_of_three(
+                                    q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u
+                                )
+                            else:
+                                gap = _two_mixers(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, count, u)
                         else:
                             linear = method == LINEAR
                             gap = _newton_starts(q, sizes, stride, comb, x, tol, starts, linear, p_out, leaf)

@@ -48,29 +48,29 @@ def as_payoff_tensor(
             that checks as it reads, like the compiled two-player kernel, passes False and
             raises :data:`NOT_FINITE` itself) a payoff is not finite.
     """
-    if isinstance(payoffs, np.ndarray):
+    if isinstance(payoffs, torch.Tensor):
+        if payoffs.dtype is dtype and (device is None or payoffs.device == torch.device(device)):
+            tensor = payoffs  # (the solver's per-call path: no conversion, no copy)
+        elif payoffs.is_complex() or payoffs.dtype == torch.bool:
+            raise ValueError(f"payoffs: expected real numbers, got dtype {payoffs.dtype}")
+        else:
+            tensor = payoffs.to(dtype=dtype, device=device if device is not None else payoffs.device)
+    elif isinstance(payoffs, np.ndarray):
         if not (np.issubdtype(payoffs.dtype, np.floating) or np.issubdtype(payoffs.dtype, np.integer)):
             raise ValueError(f"payoffs: expected real numbers, got dtype {payoffs.dtype}")
         tensor = torch.as_tensor(payoffs, dtype=dtype, device=device)
-    elif isinstance(payoffs, torch.Tensor):
-        if payoffs.is_complex() or payoffs.dtype == torch.bool:
-            raise ValueError(f"payoffs: expected real numbers, got dtype {payoffs.dtype}")
-        same = payoffs.dtype == dtype and (device is None or payoffs.device == torch.device(device))
-        tensor = payoffs if same else payoffs.to(dtype=dtype, device=device if device is not None else payoffs.device)
     else:
         raise TypeError(f"payoffs: expected a torch.Tensor or numpy array, got {type(payoffs).__name__}")
-    if tensor.ndim < 4:
+    shape = tensor.shape
+    if len(shape) < 4:
+        raise ValueError(f"payoffs: expected shape [B, N, A_1, ..., A_N] with N >= 2 players, got {tuple(shape)}")
+    if len(shape) != shape[1] + 2:
         raise ValueError(
-            f"payoffs: expected shape [B, N, A_1, ..., A_N] with N >= 2 players, got {tuple(tensor.shape)}"
+            f"payoffs: shape {tuple(shape)} says N={shape[1]} players but has "
+            f"{len(shape) - 2} action axes; expected [B, N, A_1, ..., A_N]"
         )
-    n_players = tensor.shape[1]
-    if tensor.ndim != n_players + 2:
-        raise ValueError(
-            f"payoffs: shape {tuple(tensor.shape)} says N={n_players} players but has "
-            f"{tensor.ndim - 2} action axes; expected [B, N, A_1, ..., A_N]"
-        )
-    if 0 in tensor.shape[2:]:
-        raise ValueError(f"payoffs: every player needs at least one action, got {tuple(tensor.shape)}")
+    if 0 in shape[2:]:
+        raise ValueError(f"payoffs: every player needs at least one action, got {tuple(shape)}")
     if check_finite:
         require_finite(tensor)
     return tensor

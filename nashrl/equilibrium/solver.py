@@ -284,7 +284,7 @@ def solve(
             )
         if compiled("_support_numba") is None:
             raise ImportError("search_mixed='support' needs numba installed (pip install numba)")
-        if game.device.type != "cpu":
+        if not game.is_cpu:
             kwargs = {"concept": concept, "selection": selection, "tol": tol, "search_mixed": search_mixed}
             return solve(game.cpu(), **kwargs, mixed_iters=mixed_iters).to(game.device)
     options = (concept, selection, tol, lh_starts, search_mixed, backend, mixed_iters)
@@ -315,7 +315,7 @@ def _fused_kernel(game, concept, selection, tol, lh_starts, search_mixed, backen
     """The compiled kernel module that computes exactly what the general path does (CPU, Nash, the
     default search; two players with one Lemke-Howson label); None elsewhere. ``"support"`` (3 or
     more players) runs only here: the general path takes the games it leaves to the homotopy."""
-    if not (concept == "nash" and game.device.type == "cpu" and search_mixed in ("auto", "support")):
+    if not (concept == "nash" and game.is_cpu and search_mixed in ("auto", "support")):
         return None
     if game.shape[1] == 2:
         return compiled("_bimatrix_numba") if lh_starts == 1 and backend in ("auto", "numba") else None
