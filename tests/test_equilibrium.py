@@ -738,3 +738,114 @@ def test_support_search_hands_what_it_cannot_find_to_the_homotopy(monkeypatch):
 def test_support_search_refuses_two_player_games():
     with pytest.raises(ValueError, match="search_mixed: 'support' is for games of 3 or more players"):
         solve(CLASSIC["matching_pennies"], search_mixed="support")
+
+
+def _dominated_brute(game, player, action, allowed):
+    """Whether ``action`` of ``player`` is strictly dominated on the rival profiles ``allowed`` (a
+    list of per-player action lists; the player's own entry ignored), by brute force."""
+    own = np.moveaxis(game[player], player, 0)  # [A_player, rivals...]
+    rivals = [a for k, a in enumerate(allowed) if k != player]
+    block = own[np.ix_(range(own.shape[0]), *rivals)].reshape(own.shape[0], -1)
+    return any((block[b] > block[action]).all() for b in range(own.shape[0]) if b != action)
+
+
+@pytest.mark.parametrize("shape, seed", [((3, 5, 5, 5), 21), ((4, 3, 4, 2, 3), 22), ((3, 8, 8, 4), 23)])
+def test_support_dominance_bit_sets_equal_the_offset_lists_and_brute_force(shape, seed):
+    """The search's dominance tests on 64-bit sets of rival profiles (games whose players have at most
+    64 rival profiles) and on lists of offsets (larger games) agree with each other and with brute
+    force, over random partial support choices of random games."""
+    from nashrl.equilibrium import _support_numba as sn
+
+    rng = np.random.default_rng(seed)
+    sizes = np.array(shape[1:], dtype=np.int64)
+    n = len(sizes)
+    stride = np.array([int(np.prod(sizes[k + 1 :])) for k in range(n)], dtype=np.int64)
+    assert sn.bits_fit(sizes)
+    gt = np.zeros((n, sizes.max(), sizes.max()), dtype=np.uint64)
+    rest = np.zeros(int(np.prod(sizes)), dtype=np.int64)
+    cand_bits, cand_list = np.zeros((n, sizes.max()), np.int64), np.zeros((n, sizes.max()), np.int64)
+    checked = pruned = 0
+    for _ in range(30):
+        game = rng.integers(0, 4, shape).astype(float)  # ties too: dominance is strict
+        q = game.reshape(n, -1)
+        sn._dominance_bits(q, sizes, stride, gt, np.zeros((sizes.max(), 64)))
+        for _ in range(20):
+            x = np.array([rng.integers(1, a + 1) for a in sizes], dtype=np.int64)
+            comb = np.zeros((n, sizes.max()), dtype=np.int64)
+            for k in range(n):
+                comb[k, : x[k]] = np.sort(rng.choice(sizes[k], x[k], replace=False))
+            for depth in range(n):
+                allowed = [list(comb[k, : x[k]]) if k < depth else list(range(sizes[k])) for k in range(n)]
+                found = sn._candidates_bits(sizes, gt, comb, x, depth, cand_bits)
+                assert found == sn._candidates(q, sizes, stride, comb, x, depth, rest, cand_list)
+                brute = [a for a in range(sizes[depth]) if not _dominated_brute(game, depth, a, allowed)]
+                assert cand_bits[depth, :found].tolist() == cand_list[depth, :found].tolist() == brute
+                allowed[depth] = list(comb[depth, : x[depth]])
+                ok = sn._chosen_undominated_bits(sizes, gt, comb, x, depth)
+                assert ok == sn._chosen_undominated(q, sizes, stride, comb, x, depth, rest)
+                assert ok == (not any(_dominated_brute(game, j, a, allowed) for j in range(depth) for a in allowed[j]))
+                checked, pruned = checked + 1, pruned + (not ok)
+    assert pruned > checked // 20  # the tests prune something
+
+
+def test_support_search_method_per_size_profile():
+    """Which solver a size profile's supports get: the quadratic for three players mixing two
+    actions each, the closed form for two mixers (others pure), one Newton step where each mixing
+    player's conditions involve one mixing rival, Newton from several starts otherwise; the second
+    pass skips the first three, whose roots the first pass found all of."""
+    from nashrl.equilibrium import _support_numba as sn
+
+    expected = {
+        (2, 2, 2): sn.PAIRS,
+        (1, 2, 2): sn.TWO_MIXERS,
+        (2, 1, 2, 1): sn.TWO_MIXERS,
+        (1, 3, 3): sn.LINEAR,  # a pure player has no conditions: two 3-action mixers are linear
+        (2, 3, 1): sn.LINEAR,
+        (2, 2, 3): sn.NEWTON,
+        (1, 2, 2, 2): sn.NEWTON,
+    }
+    for x, method in expected.items():
+        assert sn._method(np.array(x), 1) == method, x
+        assert sn._method(np.array(x), 3) == (sn.NEWTON if method == sn.NEWTON else sn.SKIP), x
+
+
+@pytest.mark.parametrize("shape, seed", [((3, 4, 4, 4), 31), ((4, 3, 3, 3, 3), 32)])
+def test_support_two_mixers_closed_form_equals_newton(shape, seed):
+    """On supports where two players mix two actions and the others are pure, the closed form and
+    Newton (the general path of the search) find the same roots: every root with non-negative
+    probabilities compared (a tolerance that accepts any Nash gap), and the same gaps."""
+    from nashrl.equilibrium import _support_numba as sn
+
+    rng = np.random.default_rng(seed)
+    sizes = np.array(shape[1:], dtype=np.int64)
+    n = len(sizes)
+    stride = np.array([int(np.prod(sizes[k + 1 :])) for k in range(n)], dtype=np.int64)
+    (comb, *_), leaf = sn.workspace(sizes, int(np.prod(sizes)))
+    digits, flat, sigma, u = leaf[0], leaf[1], leaf[2], leaf[8]
+    accepted = 0
+    for _ in range(200):
+        q = rng.uniform(-1, 1, shape).reshape(n, -1)
+        j, k = sorted(rng.choice(n, 2, replace=False))
+        x = np.ones(n, dtype=np.int64)
+        x[[j, k]] = 2
+        for i in range(n):
+            comb[i, : x[i]] = np.sort(rng.choice(sizes[i], x[i], replace=False))
+        closed, newton = np.zeros((n, sizes.max())), np.zeros((n, sizes.max()))
+        count = sn._support_profiles(sizes, stride, comb, x, digits, flat)
+        gap_closed = sn._two_mixers(q, sizes, stride, comb, x, sigma, np.inf, closed, digits, flat, count, u)
+        gap_newton = sn._newton_starts(q, sizes, stride, comb, x, np.inf, 1, False, newton, leaf)
+        assert np.isfinite(gap_closed) == np.isfinite(gap_newton)
+        if np.isfinite(gap_closed):
+            accepted += 1
+            assert np.allclose(closed, newton, atol=1e-10) and abs(gap_closed - gap_newton) < 1e-10
+    assert accepted >= 20
+
+
+def test_solve_takes_payoffs_that_require_grad():
+    """A payoff tensor in an autograd graph is solved as its values (the fused paths read it as an
+    array): no error, and a solution outside the graph."""
+    for shape in ((6, 3, 3, 3, 3), (6, 2, 3, 3)):
+        game = torch.rand(shape, dtype=torch.float64, requires_grad=True)
+        sol = solve(game)
+        assert bool(sol.solved.all()) and not sol.values.requires_grad
+        assert torch.equal(sol.values, solve(game.detach()).values)
