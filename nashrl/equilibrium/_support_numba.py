@@ -6,10 +6,12 @@ Porter, Nudelman and Shoham (2008), "Simple search methods for finding a Nash eq
 *Games and Economic Behavior* 63, Algorithm 2. Support size profiles
 :math:`x = (|S_1|, \dots, |S_N|)` are tried in increasing order of total size
 :math:`\sum_i x_i`, then of imbalance :math:`\max_i x_i - \min_i x_i` (then lexicographically).
-Within a profile, supports are chosen player by player, and a partial choice is abandoned as soon
-as an action of a chosen support is strictly dominated by another action of the same player
-conditional on the rivals' chosen supports (all actions of the players not chosen yet). At a full
-profile the equilibrium conditions of the support,
+Within a profile, supports are chosen player by player, each drawn from the player's actions that
+no other of its actions strictly dominates conditional on the rivals' chosen supports (all
+actions of the players not chosen yet), and a partial choice is abandoned as soon as an action of
+an earlier player's support becomes dominated. Where a player has at most 64 rival profiles, a
+dominance test is one AND of 64-bit sets (:func:`_dominance_bits`), else a loop over the allowed
+profiles' offsets. At a full profile the equilibrium conditions of the support,
 
 .. math::
 
@@ -17,11 +19,13 @@ profile the equilibrium conditions of the support,
     \sum_{a \in S_i} \sigma_i(a) = 1, \qquad \sigma_i(a) = 0 \ (a \notin S_i),
 
 a square polynomial system of degree :math:`N - 1` in :math:`\sum_i (x_i - 1)` unknowns (the
-reference action :math:`r_i` takes the remaining probability), are solved: in closed form when
-three players mix two actions each (a quadratic: every root), else by Newton's method, from the
-support's centroid in a first pass over all profiles and, if that finds nothing, also from
-:data:`EXTRA_STARTS` fixed interior points in a second (a system where each player's conditions
-involve one mixing rival is linear: one start). A root with every probability non-negative whose
+reference action :math:`r_i` takes the remaining probability), are solved (:func:`_method`): in
+closed form when two players mix two actions each and the others are pure, or when three players
+mix two actions each (a quadratic: every root); by one Newton step when the system is linear (each
+mixing player's conditions involve one mixing rival); else by Newton's method, from the support's
+centroid in a first pass over all profiles and, if that finds nothing, also from
+:data:`EXTRA_STARTS` fixed interior points in a second (which skips the profiles solved exactly
+in the first). A root with every probability non-negative whose
 Nash gap over *all* actions (deviations outside the support included) is within ``tol`` is
 returned: the first equilibrium found in this order, whatever the selection rule (which applies
 to games with pure equilibria only).
