@@ -84,24 +84,18 @@ def select_candidate(v, margin, k, rule, allowed):
                 return c
         return 0
     allowed[:k] = True
-    if rule == STRICT:  # the strictest candidates, then Pareto among them (dominated by one of them)
-        best = -np.inf
+    floor = -np.inf  # strict: only the strictest candidates (margin above floor) stay and dominate
+    if rule == STRICT:
         for c in range(k):
-            best = max(best, margin[c])
+            floor = max(floor, margin[c] - SELECT_EPS)
         for c in range(k):
-            allowed[c] = margin[c] >= best - SELECT_EPS
-        dominated = np.zeros(k, dtype=np.bool_)
+            allowed[c] = margin[c] >= floor
+    if rule == 3 or rule == STRICT:  # drop the Pareto-dominated candidates (by one of those kept)
         for c in range(k):
+            if not allowed[c]:
+                continue
             for d in range(k):
-                if allowed[c] and allowed[d] and _dominates(v, d, c):
-                    dominated[c] = True
-                    break
-        for c in range(k):
-            allowed[c] = allowed[c] and not dominated[c]
-    if rule == 3:  # drop the Pareto-dominated candidates first
-        for c in range(k):
-            for d in range(k):
-                if _dominates(v, d, c):
+                if (rule != STRICT or margin[d] >= floor) and _dominates(v, d, c):
                     allowed[c] = False
                     break
     return _lexicographic_min_sum(v, allowed, k)

@@ -497,13 +497,13 @@ def _two_mixers(q, sizes, stride, comb, x, sigma, tol, p_out, digits, flat, coun
         else:
             base += comb[i, 0] * stride[i]
     for me, other in ((j, k), (k, j)):
-        d = np.empty(2)
-        for c in range(2):
-            at = base + comb[other, c] * stride[other]
-            d[c] = q[me, at + comb[me, 1] * stride[me]] - q[me, at + comb[me, 0] * stride[me]]
-        if d[1] == d[0]:
+        at0 = base + comb[other, 0] * stride[other]
+        at1 = base + comb[other, 1] * stride[other]
+        d0 = q[me, at0 + comb[me, 1] * stride[me]] - q[me, at0 + comb[me, 0] * stride[me]]
+        d1 = q[me, at1 + comb[me, 1] * stride[me]] - q[me, at1 + comb[me, 0] * stride[me]]
+        if d1 == d0:
             return np.inf
-        sigma[other, 0] = d[1] / (d[1] - d[0])
+        sigma[other, 0] = d1 / (d1 - d0)
         sigma[other, 1] = 1.0 - sigma[other, 0]
     for i in range(n):
         if x[i] == 1:
